@@ -1,0 +1,208 @@
+"""The labels store: migrations, append-only history, browsing queries."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from sgus_core.errors import StoreError
+from sgus_core.store import ImageFilter, LabelStore, NewImage
+from sgus_core.store.repository import current_revision, head_revision
+from sgus_core.store.schema import metadata
+
+
+def _image(n: int, **kw) -> NewImage:
+    base = dict(path=f"f{n}.png", content_hash=f"hash{n}", width=40, height=30)
+    base.update(kw)
+    return NewImage(**base)
+
+
+def test_migration_from_empty_gives_the_schema(tmp_path):
+    """Migrating an empty database yields every table of the schema at the head revision."""
+    labels = LabelStore(f"sqlite:///{tmp_path / 'fresh.db'}")
+    tables = set(inspect(labels.engine).get_table_names())
+    assert set(metadata.tables) <= tables
+    assert current_revision(labels.engine) == head_revision() == "0001"
+    for name, table in metadata.tables.items():
+        columns = {c["name"] for c in inspect(labels.engine).get_columns(name)}
+        assert columns == set(table.columns.keys()), name
+    labels.close()
+
+
+def test_sqlite_store_uses_wal(sqlite_store):
+    """The default SQLite store runs in write-ahead-log mode."""
+    with sqlite_store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_reopening_does_not_migrate_twice(tmp_path):
+    """Opening an existing store keeps its data and revision."""
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    with LabelStore(url) as first:
+        first.ensure_dataset("d", tmp_path)
+    with LabelStore(url) as second:
+        assert [d.name for d in second.list_datasets()] == ["d"]
+
+
+def test_same_content_hash_is_not_added_twice(store, tmp_path):
+    """Adding a frame with a known content hash returns the existing image."""
+    ds = store.ensure_dataset("d", tmp_path)
+    first = store.add_image(ds.id, _image(1))
+    again = store.add_image(ds.id, _image(1, path="copy.png"))
+    assert first == (first[0], True)
+    assert again == (first[0], False)
+    assert len(store.list_images(ds.id)) == 1
+
+
+def test_image_round_trip_keeps_every_field(store, tmp_path):
+    """An image's patient, gland, side, spacing, field of view and metadata come back as stored."""
+    ds = store.ensure_dataset("d", tmp_path)
+    image_id, _ = store.add_image(
+        ds.id,
+        _image(
+            1,
+            patient="P1",
+            gland="parotid",
+            side="R",
+            spacing_mm=0.08,
+            fov=(10, 20, 30, 5),
+            meta={"scanner": "x"},
+        ),
+    )
+    image = store.get_image(image_id)
+    assert (image.patient, image.gland, image.side) == ("P1", "parotid", "R")
+    assert image.spacing_mm == pytest.approx(0.08)
+    assert image.fov == (10, 20, 30, 5)
+    assert image.meta == {"scanner": "x"}
+    assert image.label == "P1 parotid R"
+
+
+def test_mask_versions_are_appended_never_overwritten(store, tmp_path):
+    """Saving a mask twice keeps both versions, linked by parent."""
+    ds = store.ensure_dataset("d", tmp_path)
+    store.ensure_rater("ana")
+    image_id, _ = store.add_image(ds.id, _image(1))
+    v1 = store.save_mask(image_id, "ana", b"one", area_px=1, source="manual")
+    v2 = store.save_mask(image_id, "ana", b"two", area_px=2, source="manual", parent_id=v1.id)
+    history = store.mask_history(image_id)
+    assert [(m.png, m.parent_id) for m in history] == [(b"one", None), (b"two", v1.id)]
+    assert store.latest_masks(image_id)["ana"].id == v2.id
+    assert store.get_mask(v1.id).png == b"one"
+
+
+def test_mask_parent_must_belong_to_the_same_image(store, tmp_path):
+    """A parent version of another image is refused."""
+    ds = store.ensure_dataset("d", tmp_path)
+    store.ensure_rater("ana")
+    a, _ = store.add_image(ds.id, _image(1))
+    b, _ = store.add_image(ds.id, _image(2))
+    v = store.save_mask(a, "ana", b"x", area_px=1, source="manual")
+    with pytest.raises(StoreError, match="not a version"):
+        store.save_mask(b, "ana", b"y", area_px=1, source="manual", parent_id=v.id)
+
+
+def test_grades_keep_history_and_validate(store, tmp_path):
+    """Grades are appended; out-of-range grades are refused with a clear message."""
+    ds = store.ensure_dataset("d", tmp_path)
+    store.ensure_rater("ana")
+    image_id, _ = store.add_image(ds.id, _image(1))
+    store.save_grade(image_id, "ana", devita=1, omeract=1)
+    store.save_grade(image_id, "ana", devita=2, omeract=2, hocevar=[1, 2, 2, 1, 1], comment="re-read")
+    assert [g.devita for g in store.grade_history(image_id)] == [1, 2]
+    latest = store.latest_grades(image_id)["ana"]
+    assert latest.hocevar == (1, 2, 2, 1, 1)
+    assert latest.comment == "re-read"
+    with pytest.raises(StoreError, match="0, 1, 2 or 3"):
+        store.save_grade(image_id, "ana", devita=4)
+
+
+def test_every_write_is_audited(store, tmp_path):
+    """Each write appends an audit entry naming who did it."""
+    ds = store.ensure_dataset("d", tmp_path, actor="admin")
+    store.ensure_rater("ana", actor="admin")
+    image_id, _ = store.add_image(ds.id, _image(1), actor="importer")
+    store.save_grade(image_id, "ana", devita=0)
+    store.set_status(image_id, "ana", "flagged", reason="blurred")
+    actions = [(e.actor, e.action, e.entity) for e in reversed(store.audit_log())]
+    assert actions == [
+        ("admin", "create", "dataset"),
+        ("admin", "create", "rater"),
+        ("importer", "create", "image"),
+        ("ana", "save", "grade"),
+        ("ana", "set", "status"),
+    ]
+
+
+def test_flagging_needs_a_reason(store, tmp_path):
+    """A flag without a reason is refused; unknown statuses too."""
+    ds = store.ensure_dataset("d", tmp_path)
+    store.ensure_rater("ana")
+    image_id, _ = store.add_image(ds.id, _image(1))
+    with pytest.raises(StoreError, match="why"):
+        store.set_status(image_id, "ana", "flagged")
+    with pytest.raises(StoreError, match="Unknown status"):
+        store.set_status(image_id, "ana", "lost")
+
+
+def test_predictions_need_a_registered_model(store, tmp_path):
+    """Predictions are stored against a registered model and read back newest first."""
+    ds = store.ensure_dataset("d", tmp_path)
+    image_id, _ = store.add_image(ds.id, _image(1))
+    with pytest.raises(StoreError, match="not registered"):
+        store.save_prediction(image_id, "unet", b"m", area_px=3)
+    store.register_model("unet", task="segment", architecture="unet", path="m.keras", card={"a": 1})
+    store.save_prediction(image_id, "unet", b"m", area_px=3, grade=2, grade_probabilities=[0, 0, 1, 0])
+    pred = store.latest_prediction(image_id)
+    assert (pred.model, pred.area_px, pred.grade) == ("unet", 3, 2)
+    assert pred.grade_probabilities == (0, 0, 1, 0)
+    with pytest.raises(StoreError, match="already registered"):
+        store.register_model("unet", task="segment", architecture="fcn8s", path="x", card={})
+
+
+def test_browse_filters_by_latest_labels(store, tmp_path):
+    """Browse filters use each image's latest grade, status and mask of the chosen rater."""
+    ds = store.ensure_dataset("d", tmp_path)
+    store.ensure_rater("ana")
+    store.ensure_rater("ben")
+    ids = [
+        store.add_image(ds.id, _image(i, patient=f"P{i // 4}", gland="parotid", side="LR"[i % 2]))[0]
+        for i in range(8)
+    ]
+    store.save_grade(ids[0], "ana", devita=1)
+    store.save_grade(ids[0], "ana", devita=3)  # supersedes grade 1
+    store.save_grade(ids[1], "ben", devita=1)
+    store.save_mask(ids[2], "ana", b"x", area_px=1, source="manual")
+    store.set_status(ids[3], "ana", "done")
+    rows, total = store.browse(ImageFilter(dataset_id=ds.id, grade=3))
+    assert total == 1 and rows[0].image.id == ids[0]
+    _, total = store.browse(ImageFilter(dataset_id=ds.id, grade=1))
+    assert total == 1  # ben's grade 1; ana's was superseded
+    _, total = store.browse(ImageFilter(dataset_id=ds.id, grade=1, rater="ana"))
+    assert total == 0
+    rows, total = store.browse(ImageFilter(dataset_id=ds.id, has_mask=True))
+    assert [r.image.id for r in rows] == [ids[2]]
+    _, total = store.browse(ImageFilter(dataset_id=ds.id, status="todo", rater="ana"))
+    assert total == 7
+    rows, total = store.browse(ImageFilter(dataset_id=ds.id, side="R", patient="P1"))
+    assert total == 2
+    rows, _ = store.browse(ImageFilter(dataset_id=ds.id), sort="added", descending=True, limit=3)
+    assert [r.image.id for r in rows] == ids[::-1][:3]
+
+
+def test_browse_rejects_unknown_sort(store, tmp_path):
+    """An unknown sort key is refused with the valid choices."""
+    with pytest.raises(StoreError, match="patient"):
+        store.browse(ImageFilter(), sort="colour")
+
+
+def test_unknown_dataset_names_the_existing_ones(store, tmp_path):
+    """Asking for a missing dataset lists those that exist."""
+    store.ensure_dataset("clinic-a", tmp_path)
+    with pytest.raises(StoreError, match="clinic-a"):
+        store.require_dataset("clinic-b")
+
+
+def test_bad_url_gives_a_store_error():
+    """An unusable store URL is reported as a StoreError, not a raw driver exception."""
+    with pytest.raises(StoreError, match="Cannot open"):
+        LabelStore("nosuchdriver://x/y")
