@@ -1,0 +1,279 @@
+"""The ``sgus`` command: the command-line face of SGUS Studio (see CLI.md for the contract).
+
+Every subcommand has ``--help``, prints a one-line reason and exits non-zero on failure, and shows
+a progress bar on long work when standard error is a terminal and ``--json`` is not given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from sgus_core import __version__
+from sgus_core.errors import NotAvailableError, SgusError
+from sgus_core.settings import REPO_ROOT, Settings, load_settings
+
+EXIT_FAILURE = 1
+EXIT_NOT_AVAILABLE = 2
+
+
+@contextmanager
+def progress_bar(description: str, *, enabled: bool = True):
+    """Yield a ``progress(done, total)`` callback drawing a tqdm bar on a terminal."""
+    show = enabled and sys.stderr.isatty()
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if not show:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc=description, unit="img", file=sys.stderr)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _store(settings: Settings):
+    from sgus_core.store import LabelStore
+
+    return LabelStore(settings.db_url)
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.transfer import import_folder
+
+    with _store(settings) as store, progress_bar("import") as progress:
+        report = import_folder(
+            store,
+            Path(args.dir),
+            labels_csv=Path(args.labels) if args.labels else None,
+            dataset=args.dataset,
+            rater=args.rater,
+            max_pixels=settings.max_pixels,
+            progress=progress,
+        )
+    print(report.summary())
+    for where, reason in report.skipped:
+        print(f"  skipped {where}: {reason}")
+    if report.labels_saved:
+        print(f"labels saved for {report.labels_saved} images in dataset {report.dataset!r}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.transfer import export_dataset
+
+    with _store(settings) as store, progress_bar("export") as progress:
+        path = export_dataset(
+            store,
+            args.dataset,
+            Path(args.out),
+            fmt=args.format,
+            rater=args.rater,
+            progress=progress,
+        )
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.demo import ensure_demo
+
+    with _store(settings) as store, progress_bar("demo data") as progress:
+        summary = ensure_demo(store, settings, progress=progress)
+    print(summary)
+    if args.no_serve:
+        return 0
+    return _run_streamlit(settings, host="127.0.0.1", port=args.port, mode="demo")
+
+
+def _run_streamlit(settings: Settings, *, host: str, port: int, mode: str) -> int:
+    env = {**os.environ, "SGUS_APP_MODE": mode, "SGUS_DB_URL": settings.db_url}
+    env["SGUS_DATA_DIR"] = str(settings.data_dir)
+    env["SGUS_MODELS_DIR"] = str(settings.models_dir)
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO_ROOT / "streamlit_app.py"),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    print(f"SGUS Studio on http://{host}:{port} (Ctrl+C stops it)", flush=True)
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_phantoms(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.phantom import write_dataset
+
+    with progress_bar("phantoms") as progress:
+        path = write_dataset(Path(args.out), args.patients, args.first_seed, progress=progress)
+    print(f"wrote {args.patients * 4} frames and {path}")
+    return 0
+
+
+def cmd_bench_browse(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.browse_bench import run_browse_bench
+
+    result = run_browse_bench(
+        n_images=args.images, work_dir=Path(args.work_dir) if args.work_dir else None
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def not_available(issue: str) -> Callable[[argparse.Namespace, Settings], int]:
+    """A subcommand that this release does not provide yet: says so and exits 2."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        raise NotAvailableError(f"`sgus {args.command}` is not yet available ({issue}).")
+
+    return run
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``sgus`` argument parser (every CLI.md form)."""
+    parser = argparse.ArgumentParser(
+        prog="sgus",
+        description="SGUS Studio: annotate, predict and review salivary gland ultrasonography.",
+        epilog="Store: SGUS_DB_URL (default SQLite under data/); folders: SGUS_DATA_DIR, "
+        "SGUS_MODELS_DIR.",
+    )
+    parser.add_argument("--version", action="version", version=f"sgus {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="create the demo dataset if missing and start the app on it")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    p.add_argument("--no-serve", action="store_true", help="only build the demo data, then exit")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("import", help="add a folder of frames (and a labels CSV) to a dataset")
+    p.add_argument("dir", metavar="DIR", help="folder of PNG, JPEG, BMP, TIFF or DICOM frames")
+    p.add_argument("--labels", metavar="CSV", help="labels CSV (columns: see CLI.md)")
+    p.add_argument("--dataset", metavar="NAME", help="dataset name (default: DIR's name)")
+    p.add_argument("--rater", metavar="NAME", help='rater of the CSV labels (default "imported")')
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write a dataset's labels as csv, masks or COCO")
+    p.add_argument("--dataset", metavar="NAME", required=True)
+    p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument("--format", choices=("csv", "masks", "coco"), default="masks")
+    p.add_argument("--rater", metavar="NAME", help="whose labels (default: the only rater)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="segment and grade images, folders or videos")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument("--model", metavar="NAME")
+    p.add_argument("--batch", type=int, default=8, metavar="N")
+    p.set_defaults(func=not_available("models issue"))
+
+    p = sub.add_parser("train", help="train or fine-tune a model on a dataset's labels")
+    p.add_argument("task", choices=("segment", "grade"))
+    p.add_argument("--dataset", metavar="NAME", required=True)
+    p.add_argument("--arch", metavar="NAME")
+    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--out", metavar="MODEL_NAME")
+    p.add_argument("--from", dest="from_model", metavar="MODEL")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=not_available("models issue"))
+
+    p = sub.add_parser("evaluate", help="compare a model's predictions with reference labels")
+    p.add_argument("--dataset", metavar="NAME", required=True)
+    p.add_argument("--model", metavar="NAME")
+    p.add_argument("--reference", metavar="RATER")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=not_available("models issue"))
+
+    p = sub.add_parser("serve", help="the deployment form of the app (sign-in on every page)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8501)
+    p.set_defaults(func=not_available("accounts issue"))
+
+    p = sub.add_parser("user", help="manage accounts (admin)")
+    p.add_argument("action", choices=("add", "passwd", "disable"))
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--role", choices=("admin", "rater", "viewer"), default="rater")
+    p.set_defaults(func=not_available("accounts issue"))
+
+    p = sub.add_parser("backup", help="write a backup of the labels store")
+    p.add_argument("--out", metavar="FILE", required=True)
+    p.set_defaults(func=not_available("trust issue"))
+
+    p = sub.add_parser("restore", help="restore the labels store from a backup")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=not_available("trust issue"))
+
+    p = sub.add_parser("bench", help="float32 peak and each shipped model's throughput")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=not_available("models issue"))
+
+    p = sub.add_parser("phantoms", help="write a synthetic (phantom) SGUS dataset to a folder")
+    p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument("--patients", type=int, default=40, metavar="N", help="four glands each")
+    p.add_argument("--first-seed", type=int, default=0, metavar="S")
+    p.set_defaults(func=cmd_phantoms)
+
+    p = sub.add_parser(
+        "bench-browse", help="time the Browse page's queries on a large synthetic store"
+    )
+    p.add_argument("--images", type=int, default=10_000, metavar="N")
+    p.add_argument("--work-dir", metavar="DIR", help="where to build the store (default: temp)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_browse)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sgus``; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, load_settings()) or 0)
+    except NotAvailableError as exc:
+        print(f"sgus: {exc}", file=sys.stderr)
+        return EXIT_NOT_AVAILABLE
+    except SgusError as exc:
+        print(f"sgus {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("sgus: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

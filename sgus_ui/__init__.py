@@ -1,0 +1,1 @@
+"""What the pages share: cached handles (settings, store), the sidebar and image widgets."""

@@ -1,0 +1,77 @@
+"""The Browse page through Streamlit's AppTest, from the entrypoint."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from sgus_core.demo import ensure_demo
+from sgus_core.settings import REPO_ROOT, load_settings
+from sgus_core.store import LabelStore
+
+APP = str(REPO_ROOT / "streamlit_app.py")
+
+
+@pytest.fixture
+def demo_env(tmp_path, monkeypatch):
+    """A data folder with a two-patient demo dataset; the app reads it through SGUS_* variables."""
+    monkeypatch.setenv("SGUS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'sgus.db'}")
+    settings = load_settings()
+    with LabelStore(settings.db_url) as store:
+        ensure_demo(store, settings, n_patients=2)
+    return settings
+
+
+def _browse(timeout: float = 60) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    return at
+
+
+def test_browse_shows_a_grid_of_the_demo_dataset(demo_env):
+    """The default page lists the eight demo frames with a thumbnail and an Open button each."""
+    at = _browse()
+    assert not at.exception
+    assert at.title[0].value == "Browse"
+    assert any("**8** images" in m.value for m in at.markdown)
+    assert len(at.get("imgs")) == 8
+    assert len([b for b in at.button if b.label == "Open"]) == 8
+    assert (demo_env.thumbnail_dir).is_dir()
+
+
+def test_filters_narrow_the_grid(demo_env):
+    """Choosing gland and side leaves one image per patient."""
+    at = _browse()
+    at.selectbox(key="f_gland").select("parotid").run()
+    at.selectbox(key="f_side").select("R").run()
+    assert any("**2** images" in m.value for m in at.markdown)
+    assert len([b for b in at.button if b.label == "Open"]) == 2
+
+
+def test_a_filter_with_no_match_says_so(demo_env):
+    """A filter that matches nothing shows a message instead of an empty grid."""
+    at = _browse()
+    at.selectbox(key="f_status").select("rejected").run()
+    assert any("No image matches" in i.value for i in at.info)
+
+
+def test_open_shows_the_detail_view_with_reference_outline(demo_env):
+    """Open shows the full frame, the reference rater's outline and the grade history."""
+    at = _browse()
+    next(b for b in at.button if b.label == "Open").click().run()
+    assert not at.exception
+    assert at.button(key="browse_back")
+    assert at.multiselect[0].value == ["reference"]
+    assert any("Grades" in m.value for m in at.markdown)
+    at.button(key="browse_back").click().run()
+    assert at.title[0].value == "Browse"
+
+
+def test_empty_store_explains_what_to_do(tmp_path, monkeypatch):
+    """With no dataset the page tells the user how to add one."""
+    monkeypatch.setenv("SGUS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    at = _browse()
+    assert not at.exception
+    assert any("sgus demo" in i.value for i in at.info)

@@ -1,0 +1,168 @@
+"""Import and export: idempotent imports, bad rows skipped with reasons, exact round trips."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+from sgus_core.phantom import write_dataset
+
+from sgus_core import imaging
+from sgus_core.cli import main
+from sgus_core.transfer import export_dataset, import_folder, rle_decode
+
+
+@pytest.fixture(scope="module")
+def phantom_folder(tmp_path_factory):
+    """Two phantom patients (8 frames) written with masks and a labels CSV."""
+    folder = tmp_path_factory.mktemp("frames")
+    write_dataset(folder, 2, 7_000)
+    return folder
+
+
+def _rows(path):
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_import_stores_frames_masks_and_grades(store, phantom_folder):
+    """Every frame, mask and grade of the CSV ends up in the store."""
+    report = import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv")
+    assert (report.imported, report.skipped, report.already_present) == (8, [], 0)
+    ds = store.require_dataset(phantom_folder.name)
+    images = store.list_images(ds.id)
+    assert {(i.gland, i.side) for i in images} == {
+        ("parotid", "L"), ("parotid", "R"), ("submandibular", "L"), ("submandibular", "R")
+    }  # fmt: skip
+    assert all(i.fov is not None and i.spacing_mm for i in images)
+    masks = store.latest_masks_for_dataset(ds.id, "imported")
+    grades = store.latest_grades_for_dataset(ds.id, "imported")
+    assert len(masks) == len(grades) == 8
+
+
+def test_import_twice_adds_nothing(store, phantom_folder):
+    """Re-importing the same folder finds every frame already present and saves no label."""
+    import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv")
+    before = store.counts()
+    again = import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv")
+    assert (again.imported, again.already_present, again.labels_saved) == (0, 8, 0)
+    assert store.counts()["mask_versions"] == before["mask_versions"]
+
+
+def test_bad_rows_are_skipped_with_reasons_and_good_rows_imported(store, tmp_path, phantom_folder):
+    """Invalid grades, sides, escaping paths, missing files and wrong-size masks are each reported."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rows = _rows(phantom_folder / "labels.csv")
+    for row in rows:
+        for key in ("image", "mask"):
+            target = folder / row[key]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes((phantom_folder / row[key]).read_bytes())
+    cv2.imwrite(str(folder / "masks" / "small.png"), np.zeros((5, 5), np.uint8))
+    rows[0]["devita"] = "5"
+    rows[1]["side"] = "middle"
+    rows[2]["image"] = "../outside.png"
+    rows[3]["image"] = "images/missing.png"
+    rows[4]["mask"] = "masks/small.png"
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) + ["centre"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "centre": "Nis"})
+    report = import_folder(store, folder, labels_csv=folder / "labels.csv")
+    reasons = " | ".join(reason for _, reason in report.skipped)
+    assert "not a grade" in reasons
+    assert "side 'middle'" in reasons
+    assert "outside the import folder" in reasons
+    assert "does not exist" in reasons
+    assert "5 x 5" in reasons or "(5, 5)" in reasons or "5x5" in reasons
+    ds = store.require_dataset("mixed")
+    assert len(store.latest_grades_for_dataset(ds.id, "imported")) == 3  # rows 5-7 plus none else
+    assert store.list_images(ds.id)[0].meta.get("csv", {}).get("centre") == "Nis"
+
+
+def test_masks_export_then_import_reproduces_every_pixel_and_grade(store, phantom_folder, tmp_path):
+    """Exporting masks and importing the export gives identical masks and grades."""
+    import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv", dataset="a")
+    out = tmp_path / "export"
+    export_dataset(store, "a", out, fmt="masks")
+    report = import_folder(store, out, labels_csv=out / "labels.csv", dataset="b", rater="back")
+    assert report.imported == 8 and report.skipped == []
+    a, b = store.require_dataset("a"), store.require_dataset("b")
+    by_hash = {i.content_hash: i.id for i in store.list_images(b.id)}
+    masks_a = store.latest_masks_for_dataset(a.id, "imported")
+    masks_b = store.latest_masks_for_dataset(b.id, "back")
+    grades_a = store.latest_grades_for_dataset(a.id, "imported")
+    grades_b = store.latest_grades_for_dataset(b.id, "back")
+    for image in store.list_images(a.id):
+        other = by_hash[image.content_hash]
+        assert np.array_equal(
+            imaging.decode_mask_png(masks_a[image.id].png),
+            imaging.decode_mask_png(masks_b[other].png),
+        )
+        assert (grades_a[image.id].devita, grades_a[image.id].omeract) == (
+            grades_b[other].devita,
+            grades_b[other].omeract,
+        )
+
+
+def test_masks_export_matches_the_original_mask_files(store, phantom_folder, tmp_path):
+    """Exported 0/255 mask files equal the mask files that were imported."""
+    import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv", dataset="a")
+    out = tmp_path / "export"
+    export_dataset(store, "a", out, fmt="masks")
+    for row in _rows(out / "labels.csv"):
+        exported = cv2.imread(str(out / row["mask"]), cv2.IMREAD_UNCHANGED)
+        original = cv2.imread(
+            str(phantom_folder / "masks" / (out / row["mask"]).name), cv2.IMREAD_UNCHANGED
+        )
+        assert set(np.unique(exported)) <= {0, 255}
+        assert np.array_equal(exported > 0, original > 0)
+
+
+def test_coco_export_holds_exact_masks_and_grades(store, phantom_folder, tmp_path):
+    """The COCO export's RLE decodes to the stored mask and carries the grades."""
+    import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv", dataset="a")
+    path = export_dataset(store, "a", tmp_path / "coco", fmt="coco")
+    coco = json.loads(path.read_text())
+    ds = store.require_dataset("a")
+    masks = store.latest_masks_for_dataset(ds.id, "imported")
+    grades = store.latest_grades_for_dataset(ds.id, "imported")
+    assert len(coco["annotations"]) == 8
+    for ann in coco["annotations"]:
+        stored = imaging.decode_mask_png(masks[ann["image_id"]].png)
+        assert np.array_equal(rle_decode(ann["segmentation"]), stored)
+        assert ann["area"] == int(stored.sum())
+    for image in coco["images"]:
+        assert image["devita"] == grades[image["id"]].devita
+
+
+def test_cli_import_and_export_print_the_contract_lines(
+    tmp_path, phantom_folder, monkeypatch, capsys
+):
+    """`sgus import` prints the counts line and `sgus export` writes the masks folder."""
+    monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    assert (
+        main(
+            [
+                "import",
+                str(phantom_folder),
+                "--labels",
+                str(phantom_folder / "labels.csv"),
+                "--dataset",
+                "c",
+            ]
+        )
+        == 0
+    )
+    assert "imported 8, skipped 0, already present 0" in capsys.readouterr().out
+    assert (
+        main(["export", "--dataset", "c", "--out", str(tmp_path / "o"), "--format", "masks"]) == 0
+    )
+    assert len(list((tmp_path / "o" / "masks").glob("*.png"))) == 8
+    assert main(["export", "--dataset", "nope", "--out", str(tmp_path / "o")]) == 1
+    assert "No dataset named 'nope'" in capsys.readouterr().err
