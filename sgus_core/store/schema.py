@@ -89,6 +89,20 @@ rounds = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+round_images = Table(
+    "round_images",
+    metadata,
+    Column("round_id", ForeignKey("rounds.id"), primary_key=True),
+    Column("image_id", ForeignKey("images.id"), primary_key=True),
+)
+
+round_raters = Table(
+    "round_raters",
+    metadata,
+    Column("round_id", ForeignKey("rounds.id"), primary_key=True),
+    Column("rater_id", ForeignKey("raters.id"), primary_key=True),
+)
+
 models = Table(
     "models",
     metadata,
