@@ -154,6 +154,63 @@ def cmd_bench_browse(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _read_password(prompt: str) -> str:
+    """A password from the terminal (asked twice) or, when piped, the first line of stdin."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass(prompt)
+    if getpass.getpass("Again: ") != first:
+        raise SgusError("The two passwords differ.")
+    return first
+
+
+def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core import auth
+
+    with _store(settings) as store:
+        if args.action == "disable":
+            auth.disable_user(store, args.name, actor="cli")
+            print(f"disabled {args.name}")
+            return 0
+        password = _read_password(f"Password for {args.name}: ")
+        if args.action == "add":
+            account = auth.add_user(store, args.name, args.role, password, actor="cli")
+            print(f"added {account.name} ({account.role})")
+        else:
+            auth.set_password(store, args.name, password, actor="cli")
+            print(f"password changed for {args.name}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    with _store(settings) as store:
+        if not any(r.role == "admin" and store.password_hash(r.name) for r in store.list_raters()):
+            raise SgusError(
+                "No admin account yet: create one with `sgus user add NAME --role admin`."
+            )
+    return _run_streamlit(settings, host=args.host, port=args.port, mode="serve")
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.backup import backup_store
+
+    with _store(settings) as store, progress_bar("backup") as progress:
+        counts = backup_store(store, Path(args.out), progress=progress)
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.backup import restore_store
+
+    with _store(settings) as store, progress_bar("restore") as progress:
+        counts = restore_store(store, Path(args.file), progress=progress)
+    print(f"restored {sum(counts.values())} rows into {settings.db_url}")
+    return 0
+
+
 def not_available(issue: str) -> Callable[[argparse.Namespace, Settings], int]:
     """A subcommand that this release does not provide yet: says so and exits 2."""
 
@@ -223,21 +280,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the deployment form of the app (sign-in on every page)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8501)
-    p.set_defaults(func=not_available("accounts issue"))
+    p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("user", help="manage accounts (admin)")
+    p = sub.add_parser(
+        "user",
+        help="manage accounts (admin)",
+        description="Passwords are asked on the terminal, or read from the first line of stdin.",
+    )
     p.add_argument("action", choices=("add", "passwd", "disable"))
     p.add_argument("name", metavar="NAME")
     p.add_argument("--role", choices=("admin", "rater", "viewer"), default="rater")
-    p.set_defaults(func=not_available("accounts issue"))
+    p.set_defaults(func=cmd_user)
 
     p = sub.add_parser("backup", help="write a backup of the labels store")
     p.add_argument("--out", metavar="FILE", required=True)
-    p.set_defaults(func=not_available("trust issue"))
+    p.set_defaults(func=cmd_backup)
 
-    p = sub.add_parser("restore", help="restore the labels store from a backup")
+    p = sub.add_parser("restore", help="restore a backup into an empty labels store")
     p.add_argument("file", metavar="FILE")
-    p.set_defaults(func=not_available("trust issue"))
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("bench", help="float32 peak and each shipped model's throughput")
     p.add_argument("--json", action="store_true")

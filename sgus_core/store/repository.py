@@ -437,6 +437,68 @@ class LabelStore:
         with self.engine.connect() as conn:
             return [Rater(**r._mapping) for r in conn.execute(select(*cols).order_by("name"))]
 
+    def password_hash(self, name: str) -> str | None:
+        """The stored password hash of an account (``None`` when it has no password)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(t.raters.c.password_hash).where(t.raters.c.name == name)
+            ).scalar()
+
+    def update_account(
+        self,
+        name: str,
+        *,
+        password_hash: str | None = None,
+        role: str | None = None,
+        disabled: bool | None = None,
+        actor: str = "system",
+    ) -> Rater:
+        """Change an account's password hash, role or disabled flag (audited; the hash never is).
+
+        Accounts are the one thing that changes in place: a label never does.
+        """
+        values: dict[str, Any] = {}
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        if role is not None:
+            if role not in t.ROLES:
+                raise StoreError(f"Unknown role {role!r}; choose one of {', '.join(t.ROLES)}.")
+            values["role"] = role
+        if disabled is not None:
+            values["disabled"] = disabled
+        with self.transaction() as conn:
+            rater_id = self._rater_id(conn, name)
+            conn.execute(t.raters.update().where(t.raters.c.id == rater_id).values(**values))
+            details = {k: v for k, v in values.items() if k != "password_hash"}
+            if "password_hash" in values:
+                details["password"] = "changed"
+            self._audit(conn, actor, "update", "account", rater_id, details)
+        found = self.get_rater(name)
+        assert found is not None
+        return found
+
+    def record_login(self, name: str, success: bool) -> None:
+        """Remember a sign-in attempt (for rate limiting)."""
+        with self.transaction() as conn:
+            conn.execute(insert(t.login_attempts).values(name=name, success=success, at=_now()))
+
+    def failed_logins_since(self, name: str, since: datetime) -> int:
+        """Failed sign-in attempts for ``name`` since ``since`` after its last success."""
+        with self.engine.connect() as conn:
+            last_ok = conn.execute(
+                select(func.max(t.login_attempts.c.at)).where(
+                    t.login_attempts.c.name == name, t.login_attempts.c.success.is_(True)
+                )
+            ).scalar()
+            start = since if last_ok is None else max(since, last_ok)
+            return conn.execute(
+                select(func.count()).where(
+                    t.login_attempts.c.name == name,
+                    t.login_attempts.c.success.is_(False),
+                    t.login_attempts.c.at > start,
+                )
+            ).scalar_one()
+
     def _rater_id(self, conn: Connection, name: str) -> int:
         cached = self._rater_ids.get(name)
         if cached is not None:

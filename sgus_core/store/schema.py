@@ -7,6 +7,8 @@ ever get new rows. Each schema change ships as a numbered migration under ``migr
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -21,10 +23,24 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 
 metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every engine (SQLite hands back naive datetimes)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
 
 MASK_SOURCES = ("imported", "manual", "model", "model-edited")
 STATUSES = ("todo", "in progress", "done", "flagged", "accepted", "rejected")
@@ -38,7 +54,7 @@ datasets = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("root_path", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 raters = Table(
@@ -49,7 +65,7 @@ raters = Table(
     Column("role", String(20), nullable=False, server_default="rater"),
     Column("password_hash", Text),
     Column("disabled", Boolean, nullable=False, server_default="0"),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 images = Table(
@@ -71,7 +87,7 @@ images = Table(
     Column("fov_width", Integer),
     Column("fov_height", Integer),
     Column("meta", JSON),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("dataset_id", "content_hash", "frame_index", name="uq_images_content"),
     Index("ix_images_dataset_patient", "dataset_id", "patient"),
 )
@@ -86,7 +102,7 @@ rounds = Table(
     Column("shuffled", Boolean, nullable=False, server_default="0"),
     Column("repeat_of", ForeignKey("rounds.id")),
     Column("settings", JSON),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 round_images = Table(
@@ -112,7 +128,7 @@ models = Table(
     Column("architecture", String(100), nullable=False),
     Column("path", Text, nullable=False),
     Column("card", JSON),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 mask_versions = Table(
@@ -127,7 +143,7 @@ mask_versions = Table(
     Column("model_id", ForeignKey("models.id")),
     Column("png", LargeBinary, nullable=False),
     Column("area_px", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_mask_versions_image_rater", "image_id", "rater_id", "id"),
 )
 
@@ -143,7 +159,7 @@ grades = Table(
     Column("hocevar", JSON),
     Column("comment", Text),
     Column("confidence", Integer),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_grades_image_rater", "image_id", "rater_id", "id"),
 )
 
@@ -156,7 +172,7 @@ status_events = Table(
     Column("round_id", ForeignKey("rounds.id")),
     Column("status", String(20), nullable=False),
     Column("reason", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_status_image_rater", "image_id", "rater_id", "id"),
 )
 
@@ -171,15 +187,25 @@ predictions = Table(
     Column("area_mm2", Float),
     Column("grade", Integer),
     Column("grade_probabilities", JSON),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_predictions_image", "image_id", "id"),
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_login_attempts_name_at", "name", "at"),
 )
 
 audit_log = Table(
     "audit_log",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("action", String(50), nullable=False),
     Column("entity", String(50), nullable=False),
