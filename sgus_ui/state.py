@@ -7,11 +7,13 @@ choices, never image arrays.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import streamlit as st
 from sgus_core.imaging import ThumbnailCache
 
+from sgus_core.auth import Account, AccountStore, authenticate, session_expired
 from sgus_core.errors import SgusError
 from sgus_core.settings import Settings, load_settings
 from sgus_core.store import Dataset, LabelStore
@@ -55,12 +57,83 @@ def app_mode() -> str:
     return os.environ.get("SGUS_APP_MODE", "demo")
 
 
-def sidebar() -> None:
-    """The shared sidebar: choose the dataset and the rater you are working as."""
+DEMO_ACCOUNT = "demo-rater"
+
+
+def signed_in() -> bool:
+    """Whether this session has an account (always, in demo mode)."""
+    return app_mode() == "demo" or "account" in st.session_state
+
+
+def require_account() -> Account:
+    """The signed-in account. In ``serve`` mode, shows the sign-in form and stops the page until
+    someone signs in (sessions expire after a working day idle); in ``demo`` mode the demo rater
+    (or the rater chosen in the sidebar) is signed in automatically."""
     labels_store = store()
+    if app_mode() == "demo":
+        if labels_store.get_rater(DEMO_ACCOUNT) is None:
+            labels_store.ensure_rater(DEMO_ACCOUNT, role="admin", actor="demo")
+        name = st.session_state.get("rater") or DEMO_ACCOUNT
+        rater = labels_store.get_rater(name) or labels_store.get_rater(DEMO_ACCOUNT)
+        return Account(rater.name, "admin" if rater.name == DEMO_ACCOUNT else rater.role)
+    now = datetime.now(UTC)
+    account = st.session_state.get("account")
+    if account is not None and not session_expired(st.session_state["last_seen"], now):
+        st.session_state["last_seen"] = now
+        return account
+    st.session_state.pop("account", None)
+    _sign_in_form()
+    st.stop()
+    raise AssertionError("unreachable")
+
+
+def _sign_in_form() -> None:
+    st.title("SGUS Studio")
+    with st.form("sign_in", border=True):
+        st.markdown("#### Sign in")
+        name = st.text_input("Name", key="sign_in_name")
+        password = st.text_input("Password", type="password", key="sign_in_password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        try:
+            account = authenticate(store(), name, password)
+        except SgusError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["account"] = account
+        st.session_state["last_seen"] = datetime.now(UTC)
+        st.session_state["rater"] = account.name
+        st.rerun()
+
+
+def account_store() -> AccountStore:
+    """The store as the signed-in account: every write is permission-checked in the core."""
+    return AccountStore(store(), require_account())
+
+
+def sidebar() -> None:
+    """The shared sidebar: who is working, and on which dataset."""
+    labels_store = store()
+    account = require_account()
     datasets = labels_store.list_datasets()
     with st.sidebar:
         st.markdown("### SGUS Studio")
+        if app_mode() == "demo":
+            raters = [r.name for r in labels_store.list_raters() if not r.disabled]
+            if st.session_state.get("rater") not in raters:
+                st.session_state["rater"] = DEMO_ACCOUNT
+            st.selectbox(
+                "Working as",
+                raters,
+                key="rater",
+                help="Demo mode: act as any rater. `sgus serve` requires each person to sign in.",
+            )
+        else:
+            st.markdown(f"Signed in as **{account.name}** ({account.role})")
+            if st.button("Sign out", key="sign_out"):
+                for key in ("account", "last_seen", "rater"):
+                    st.session_state.pop(key, None)
+                st.rerun()
         if not datasets:
             st.info("No dataset yet. Run `sgus demo` or `sgus import DIR`.")
             return
@@ -68,12 +141,8 @@ def sidebar() -> None:
         if st.session_state.get("dataset") not in names:
             st.session_state["dataset"] = "demo" if "demo" in names else names[0]
         st.selectbox("Dataset", names, key="dataset")
-        raters = [r.name for r in labels_store.list_raters() if not r.disabled]
-        if st.session_state.get("rater") not in raters:
-            st.session_state["rater"] = raters[0] if raters else None
-        if raters:
-            st.selectbox("Working as", raters, key="rater", help="The rater whose labels you edit.")
-        st.caption("Synthetic demo data: phantoms, not patients." if "demo" in names else "")
+        if st.session_state["dataset"] == "demo":
+            st.caption("Synthetic demo data: phantoms, not patients.")
 
 
 def current_dataset() -> Dataset | None:

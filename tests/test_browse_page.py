@@ -75,3 +75,22 @@ def test_empty_store_explains_what_to_do(tmp_path, monkeypatch):
     at = _browse()
     assert not at.exception
     assert any("sgus demo" in i.value for i in at.info)
+
+
+def test_serve_mode_asks_for_sign_in_before_any_page(demo_env, monkeypatch):
+    """In serve mode nothing but the sign-in form shows until a valid password is given."""
+    from sgus_core.auth import add_user
+
+    monkeypatch.setenv("SGUS_APP_MODE", "serve")
+    with LabelStore(demo_env.db_url) as labels:
+        add_user(labels, "ana", "rater", "a long enough password")
+    at = _browse()
+    assert not at.title or at.title[0].value != "Browse"
+    at.text_input(key="sign_in_name").input("ana")
+    at.text_input(key="sign_in_password").input("wrong password here")
+    at.button[0].click().run()
+    assert any("Wrong name or password" in e.value for e in at.error)
+    at.text_input(key="sign_in_password").input("a long enough password")
+    at.button[0].click().run()
+    assert at.title[0].value == "Browse"
+    assert any("Signed in as **ana**" in m.value for m in at.sidebar.markdown)

@@ -26,6 +26,7 @@ from sgus_core.errors import StoreError
 from sgus_core.store import schema as t
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+WRITE_OPTION = "sgus_write"
 SORT_KEYS = ("patient", "gland", "side", "grade", "added", "path")
 
 
@@ -113,6 +114,9 @@ class MaskVersion:
     png: bytes
     area_px: int
     created_at: datetime
+    stale_parent: bool = False
+    """True when saved on a parent that was no longer the rater's newest version (the save is kept
+    as a new version; the user should be told a newer one exists)."""
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,8 @@ def make_engine(url: str) -> Engine:
 
             @event.listens_for(engine, "connect")
             def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+                # Transactions are begun by SQLAlchemy's "begin" event below, not by pysqlite.
+                dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 # WAL lets readers (Browse pages) go on while a rater saves; NORMAL sync is
                 # crash-safe in WAL mode (a power cut may lose the last commit, never corrupt).
@@ -268,16 +274,40 @@ def make_engine(url: str) -> Engine:
                 cur.execute("PRAGMA busy_timeout=60000")
                 cur.close()
 
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin(conn):  # pragma: no cover - trivial
+                # A write transaction takes the write lock up front (BEGIN IMMEDIATE): a deferred
+                # one that reads first and writes later can fail with SQLITE_BUSY at once when
+                # another process wrote in between, without waiting for the busy timeout.
+                immediate = conn.get_execution_options().get(WRITE_OPTION)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
             return engine
         return create_engine(url, pool_pre_ping=True)
     except Exception as exc:  # sqlalchemy raises several types for bad URLs / missing drivers
         raise StoreError(f"Cannot open the labels store at {url!r}: {exc}") from exc
 
 
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the database's write lock from its start (see ``make_engine``)."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
 def migrate(engine: Engine) -> str:
-    """Bring the schema up to the newest revision; returns that revision."""
+    """Bring the schema up to the newest revision; returns that revision.
+
+    Safe when several processes open a new store at once: the migration runs under the write
+    lock (SQLite) or a transaction-scoped advisory lock (PostgreSQL), so the second one finds the
+    schema already at head.
+    """
     cfg = _alembic_config()
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7405202)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return current_revision(engine) or ""
@@ -325,7 +355,7 @@ class LabelStore:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One atomic unit of work; everything inside commits together or not at all."""
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             yield conn
 
     # ------------------------------------------------------------ audit
@@ -520,6 +550,17 @@ class LabelStore:
         Returns:
             One ``(image_id, created)`` per input, in order.
         """
+        for attempt in range(3):
+            try:
+                return self._add_images(dataset_id, new_images, actor)
+            except IntegrityError:
+                # Another process added one of these frames between our check and our insert:
+                # the transaction rolled back whole; the retry finds theirs as already present.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _add_images(self, dataset_id, new_images, actor) -> list[tuple[int, bool]]:
         out: list[tuple[int, bool]] = []
         with self.transaction() as conn:
             for img in new_images:
@@ -665,6 +706,12 @@ class LabelStore:
             ).scalar()
             if parent_image != image_id:
                 raise StoreError(f"Mask version {parent_id} is not a version of image {image_id}.")
+        newest = conn.execute(
+            select(func.max(t.mask_versions.c.id)).where(
+                t.mask_versions.c.image_id == image_id, t.mask_versions.c.rater_id == rater_id
+            )
+        ).scalar()
+        stale = parent_id is not None and newest is not None and newest != parent_id
         now = _now()
         new_id = conn.execute(
             insert(t.mask_versions).values(
@@ -685,11 +732,18 @@ class LabelStore:
             "save",
             "mask",
             new_id,
-            {"image_id": image_id, "rater": rater, "source": source, "parent_id": parent_id},
+            {
+                "image_id": image_id,
+                "rater": rater,
+                "source": source,
+                "parent_id": parent_id,
+                "stale_parent": stale,
+            },
         )
         return MaskVersion(
-            new_id, image_id, rater, source, parent_id, model_id, round_id, png, int(area_px), now
-        )
+            new_id, image_id, rater, source, parent_id, model_id, round_id, png, int(area_px), now,
+            stale,
+        )  # fmt: skip
 
     _MASK_COLS = (
         t.mask_versions.c.id,
