@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from sgus_core import imaging
 from sgus_core.errors import ImageReadError
+from sgus_core.privacy import frame_for_display
 from sgus_core.settings import DEFAULT_MAX_PIXELS
 from sgus_core.store import BrowseRow, Grade, ImageRecord, LabelStore, MaskVersion, StatusEvent
 
@@ -32,7 +33,8 @@ def rater_colour(index: int) -> tuple[int, int, int]:
 
 
 def load_frame(store: LabelStore, image: ImageRecord, *, max_pixels: int = DEFAULT_MAX_PIXELS):
-    """Read the stored image's frame from disk.
+    """Read the stored image's frame from disk, blanked outside its field of view where the
+    import asked for it (personal data in burned-in text).
 
     Raises:
         ImageReadError: the file is gone, changed or unreadable.
@@ -43,7 +45,9 @@ def load_frame(store: LabelStore, image: ImageRecord, *, max_pixels: int = DEFAU
     frames = imaging.read_frames(path, max_pixels=max_pixels)
     if image.frame_index >= len(frames):
         raise ImageReadError(f"{path} no longer has frame {image.frame_index}.")
-    return frames[image.frame_index]
+    frame = frames[image.frame_index]
+    pixels = frame_for_display(frame.pixels, image.meta, image.fov)
+    return frame if pixels is frame.pixels else replace(frame, pixels=pixels)
 
 
 def thumbnail_key(row: BrowseRow) -> str:

@@ -68,6 +68,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             dataset=args.dataset,
             rater=args.rater,
             max_pixels=settings.max_pixels,
+            blank_outside_fov=args.blank,
             progress=progress,
         )
     print(report.summary())
@@ -244,6 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", metavar="CSV", help="labels CSV (columns: see CLI.md)")
     p.add_argument("--dataset", metavar="NAME", help="dataset name (default: DIR's name)")
     p.add_argument("--rater", metavar="NAME", help='rater of the CSV labels (default "imported")')
+    blank = p.add_mutually_exclusive_group()
+    blank.add_argument(
+        "--blank-outside-fov",
+        dest="blank",
+        action="store_const",
+        const=True,
+        help="blank burned-in text outside the field of view (default for DICOM frames)",
+    )
+    blank.add_argument(
+        "--keep-outside-fov",
+        dest="blank",
+        action="store_const",
+        const=False,
+        help="keep every pixel, DICOM frames included",
+    )
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("export", help="write a dataset's labels as csv, masks or COCO")

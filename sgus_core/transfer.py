@@ -20,6 +20,7 @@ import numpy as np
 
 from sgus_core import imaging
 from sgus_core.errors import ImportRowError, SgusError, StoreError
+from sgus_core.privacy import BLANK_KEY, blank_by_default, frame_for_display
 from sgus_core.settings import DEFAULT_MAX_PIXELS
 from sgus_core.store import LabelStore, NewImage
 from sgus_core.store.schema import GLANDS, SIDES
@@ -197,13 +198,15 @@ def import_folder(
     dataset: str | None = None,
     rater: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    blank_outside_fov: bool | None = None,
     actor: str = "import",
     progress: Progress | None = None,
 ) -> ImportReport:
     """Add every frame under ``folder`` (and the labels of ``labels_csv``) to a dataset.
 
     Labels of an image already present are saved again only when they differ from that rater's
-    latest ones, so importing the same folder twice changes nothing.
+    latest ones, so importing the same folder twice changes nothing. ``blank_outside_fov`` blanks
+    burned-in text outside the field of view (default: for DICOM frames only; see ``privacy``).
 
     Raises:
         SgusError: the folder does not exist or the CSV cannot be read at all.
@@ -224,7 +227,9 @@ def import_folder(
     for done, path in enumerate(files, start=1):
         label = rows.get(path.resolve())
         try:
-            _import_file(store, ds.id, folder, path, label, report, max_pixels, actor)
+            _import_file(
+                store, ds.id, folder, path, label, report, max_pixels, blank_outside_fov, actor
+            )
         except SgusError as exc:
             where = f"{label and f'line {label.line}: ' or ''}{path.relative_to(folder)}"
             report.skipped.append((where, str(exc)))
@@ -233,7 +238,7 @@ def import_folder(
     return report
 
 
-def _import_file(store, dataset_id, folder, path, label, report, max_pixels, actor) -> None:
+def _import_file(store, dataset_id, folder, path, label, report, max_pixels, blank, actor) -> None:
     frames = imaging.read_frames(path, max_pixels=max_pixels)
     digest = imaging.file_hash(path)
     relative = path.relative_to(folder).as_posix()
@@ -255,7 +260,12 @@ def _import_file(store, dataset_id, folder, path, label, report, max_pixels, act
             side=label.side if label else None,
             spacing_mm=(label.spacing_mm if label and label.spacing_mm else None) or f.spacing_mm,
             fov=f.fov.as_tuple(),
-            meta={**f.metadata, **({"csv": label.meta} if label and label.meta else {})},
+            meta={
+                **f.metadata,
+                "frames": len(frames),
+                **({"csv": label.meta} if label and label.meta else {}),
+                BLANK_KEY: blank_by_default(f.metadata) if blank is None else blank,
+            },
         )
         for f in frames
     ]
@@ -388,22 +398,17 @@ def export_dataset(
             row["mask_area_px"] = "" if version is None else str(version.area_px)
             row["mask_version"] = "" if version is None else str(version.id)
         else:
-            source = store.image_path(image)
-            target = out_dir / "images" / image.path
-            if image.frame_index == 0:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)
-            if image.frame_index == 0 and version is not None:
+            relative = _export_image(store, image, stem, out_dir)
+            if version is not None:
                 mask = imaging.decode_mask_png(version.png)
                 mask_path = out_dir / "masks" / f"{stem}.png"
                 mask_path.parent.mkdir(parents=True, exist_ok=True)
                 if not cv2.imwrite(str(mask_path), mask.astype(np.uint8) * 255):
                     raise StoreError(f"Cannot write {mask_path}.")
                 row["mask"] = f"masks/{stem}.png"
-            row["image"] = f"images/{image.path}"
+            row["image"] = relative
         row.update(image.meta.get("csv", {}))
-        if fmt == "csv" or image.frame_index == 0:
-            rows.append(row)
+        rows.append(row)
         if progress:
             progress(done, len(images))
     csv_path = out_dir / "labels.csv"
@@ -413,6 +418,28 @@ def export_dataset(
         writer.writeheader()
         writer.writerows(rows)
     return csv_path
+
+
+def _export_image(store: LabelStore, image, stem: str, out_dir: Path) -> str:
+    """Put the frame under ``out_dir/images``; returns its path relative to ``out_dir``.
+
+    A plain single-frame file is copied byte for byte (so a re-import recognises it by its hash);
+    DICOM, multi-frame and blanked frames are written as PNG pixels only, so no personal DICOM
+    tag or burned-in text leaves the store.
+    """
+    source = store.image_path(image)
+    plain = not image.meta.get(BLANK_KEY) and not blank_by_default(image.meta)
+    if plain and image.frame_index == 0 and image.meta.get("frames", 1) == 1:
+        target = out_dir / "images" / image.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        return f"images/{image.path}"
+    frame = imaging.read_frames(source)[image.frame_index]
+    target = out_dir / "images" / f"{stem}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(target), frame_for_display(frame.pixels, image.meta, image.fov)):
+        raise StoreError(f"Cannot write {target}.")
+    return f"images/{stem}.png"
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any]:
