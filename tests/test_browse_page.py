@@ -94,3 +94,17 @@ def test_serve_mode_asks_for_sign_in_before_any_page(demo_env, monkeypatch):
     at.button[0].click().run()
     assert at.title[0].value == "Browse"
     assert any("Signed in as **ana**" in m.value for m in at.sidebar.markdown)
+
+
+def test_admin_creates_a_blind_round_from_the_page(demo_env):
+    """The demo admin creates a blind, shuffled round and sees it listed."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/admin.py").run()
+    assert not at.exception
+    at.text_input(key="round_name").input("round 1")
+    at.multiselect(key="round_raters").set_value(["reference"])
+    at.button[0].click().run()
+    assert not at.exception
+    with LabelStore(demo_env.db_url) as labels:
+        created = labels.get_round("round 1")
+    assert created is not None and created.blind and len(created.image_ids) == 8
