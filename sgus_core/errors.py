@@ -35,3 +35,7 @@ class NotAvailableError(SgusError):
 
 class ModelError(SgusError):
     """A model could not be built, loaded or run."""
+
+
+class ScoreError(SgusError, ValueError):
+    """A grade or Hocevar item outside its range, or a gland scored twice."""
