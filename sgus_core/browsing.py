@@ -11,7 +11,15 @@ from sgus_core import imaging
 from sgus_core.errors import ImageReadError
 from sgus_core.privacy import frame_for_display
 from sgus_core.settings import DEFAULT_MAX_PIXELS
-from sgus_core.store import BrowseRow, Grade, ImageRecord, LabelStore, MaskVersion, StatusEvent
+from sgus_core.store import (
+    BrowseRow,
+    Grade,
+    ImageFilter,
+    ImageRecord,
+    LabelStore,
+    MaskVersion,
+    StatusEvent,
+)
 
 THUMBNAIL_SIDE = 256
 PREDICTION_COLOUR = (255, 64, 64)
@@ -140,3 +148,35 @@ def image_detail(store: LabelStore, image_id: int, *, hidden_raters: set[str] | 
         masks=masks,
         statuses=[s for s in store.status_history(image_id) if s.rater not in hidden],
     )
+
+
+@dataclass(frozen=True)
+class PatientGland:
+    """One gland image of a patient with one rater's latest grade."""
+
+    image: ImageRecord
+    grade: Grade | None
+
+
+def patient_glands(
+    store: LabelStore, dataset_id: int, patient: str, rater: str
+) -> list[PatientGland]:
+    """A patient's gland images (parotid R/L, submandibular R/L order) with ``rater``'s latest grades.
+
+    When a gland has several frames, the one with the newest grade of ``rater`` represents it.
+    """
+    rows, _ = store.browse(ImageFilter(dataset_id=dataset_id, patient=patient), limit=1000)
+    order = {
+        ("parotid", "R"): 0,
+        ("parotid", "L"): 1,
+        ("submandibular", "R"): 2,
+        ("submandibular", "L"): 3,
+    }
+    best: dict[tuple, PatientGland] = {}
+    for row in rows:
+        grade = store.latest_grades(row.image.id).get(rater)
+        key = (row.image.gland, row.image.side)
+        current = best.get(key)
+        if current is None or (grade and (current.grade is None or grade.id > current.grade.id)):
+            best[key] = PatientGland(row.image, grade)
+    return sorted(best.values(), key=lambda g: order.get((g.image.gland, g.image.side), 9))
