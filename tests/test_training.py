@@ -1,0 +1,241 @@
+"""The training core: patient splits, augmentation, training, fine-tuning, saving and cards."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sgus_core.errors import ModelError
+from sgus_core.training import (
+    CARD_FIELDS,
+    AugmentConfig,
+    Sample,
+    augment,
+    class_weights,
+    data_hash,
+    flip_horizontal,
+    gland_box,
+    load_model,
+    rotate,
+    save_model,
+    split_by_patient,
+    train_grader,
+    train_segmenter,
+)
+
+SIZE = 64
+TINY_UNET = {"base_filters": 4, "depth": 2}
+TINY_SHAPE = (SIZE, SIZE, 1)
+
+
+def _sample(i: int, patient: str, *, with_mask: bool = True) -> Sample:
+    """A 64x64 frame: a bright lens-shaped 'gland' on speckle, its mask, and a grade."""
+    rng = np.random.default_rng(i)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    cy, cx = 24 + rng.integers(-6, 7), 32 + rng.integers(-8, 9)
+    mask = ((xx - cx) / 22.0) ** 2 + ((yy - cy) / 8.0) ** 2 <= 1.0
+    image = rng.normal(50, 15, (SIZE, SIZE)) + 110 * mask
+    return Sample(
+        image=np.clip(image, 0, 255).astype(np.uint8),
+        mask=mask if with_mask else None,
+        devita=i % 4,
+        omeract=(i + 1) % 4,
+        patient=patient,
+        key=f"frame{i:03d}",
+    )
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[Sample]:
+    """Twelve frames of six patients, two each."""
+    return [_sample(i, f"P{i // 2}") for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def trained(samples):
+    """A tiny U-Net trained for one epoch."""
+    return train_segmenter(
+        samples, arch="unet", input_shape=TINY_SHAPE, epochs=1, batch_size=4, seed=0,
+        model_options=TINY_UNET, patience=1,
+    )  # fmt: skip
+
+
+def test_split_keeps_each_patient_in_one_part(samples):
+    """No patient has frames in two of train, validation and test, and no frame is lost."""
+    train, val, test = split_by_patient(samples, val_fraction=0.2, test_fraction=0.2, seed=3)
+    parts = [{s.patient for s in part} for part in (train, val, test)]
+    assert parts[0] and parts[1] and parts[2]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sorted(s.key for s in train + val + test) == sorted(s.key for s in samples)
+
+
+def test_split_needs_enough_patients(samples):
+    """Two patients cannot fill train, validation and test."""
+    with pytest.raises(ModelError, match="at least 3 patients"):
+        split_by_patient(samples[:4])
+
+
+def test_data_hash_ignores_order_but_sees_labels(samples):
+    """The data hash is the same for any order and changes when a grade changes."""
+    assert data_hash(samples) == data_hash(list(reversed(samples)))
+    changed = [*samples[:-1], Sample(**{**samples[-1].__dict__, "devita": 0})]
+    assert data_hash(changed) != data_hash(samples)
+
+
+def test_flip_moves_image_and_mask_together():
+    """A horizontal flip sends one marked pixel of image and mask to the same mirrored place."""
+    image = np.zeros((5, 7), np.float32)
+    mask = np.zeros((5, 7), bool)
+    image[1, 2], mask[1, 2] = 1.0, True
+    flipped, flipped_mask = flip_horizontal(image, mask)
+    assert flipped[1, 4] == 1.0 and flipped_mask[1, 4]
+    assert flipped_mask.sum() == 1
+
+
+def test_rotation_keeps_image_and_mask_aligned():
+    """A rotation moves a bright block in the image and in the mask to the same pixels."""
+    mask = np.zeros((40, 40), bool)
+    mask[8:16, 24:32] = True
+    image, rotated_mask = rotate(mask.astype(np.float32), mask, 9.0)
+    iou = ((image > 0.5) & rotated_mask).sum() / ((image > 0.5) | rotated_mask).sum()
+    assert iou > 0.85
+
+
+def test_augment_keeps_image_and_mask_aligned():
+    """Any draw of the full augmentation leaves the bright image region on the mask."""
+    mask = np.zeros((48, 64), bool)
+    mask[10:30, 12:50] = True
+    config = AugmentConfig(flip_p=0.5, crop_p=1.0, gain=(1.0, 1.0), gamma=(1.0, 1.0), max_speckle=0)
+    for seed in range(5):
+        image, out_mask = augment(
+            mask.astype(np.float32), mask, np.random.default_rng(seed), config
+        )
+        bright = image > 0.5
+        assert (bright & out_mask).sum() / (bright | out_mask).sum() > 0.85
+        assert image.dtype == np.float32 and out_mask.dtype == bool
+
+
+def test_gland_box_pads_the_largest_region():
+    """The gland box is the largest region's bounding box, padded by 10 % of its size."""
+    mask = np.zeros((50, 100), bool)
+    mask[20:30, 30:70] = True
+    mask[2:4, 2:4] = True  # a speck that must not widen the box
+    assert gland_box(mask) == (26, 19, 74, 31)
+
+
+def test_class_weights_favour_the_rare_grade():
+    """The rare grade gets the largest weight and the per-sample mean weight is 1."""
+    grades = np.array([0] * 10 + [1] * 2 + [2] * 6 + [3] * 4)
+    weights = class_weights(grades)
+    assert weights.argmax() == 1
+    assert weights[grades].mean() == pytest.approx(1.0)
+
+
+def test_train_segmenter_reports_metrics_in_range(trained):
+    """One epoch of training returns a history and test IoU/Dice in [0, 1]."""
+    assert trained.epochs_run == 1
+    assert set(trained.history) >= {"loss", "iou", "val_iou"}
+    for key in ("iou_mean", "dice_mean"):
+        assert 0.0 <= trained.test_metrics[key] <= 1.0
+    assert trained.n_train + trained.n_val + trained.n_test == 12
+
+
+def test_save_and_load_give_the_same_predictions(trained, tmp_path):
+    """A model saved as float32 and loaded back predicts exactly what it predicted before."""
+    path, _ = save_model(trained, tmp_path, "tiny", weights_dtype="float32")
+    x = np.random.default_rng(0).random((2, *TINY_SHAPE), dtype=np.float32)
+    again = load_model(path)
+    np.testing.assert_allclose(
+        again.predict(x, verbose=0), trained.model.predict(x, verbose=0), atol=1e-6
+    )
+
+
+def test_float16_storage_halves_the_file_and_loads_as_float32(trained, tmp_path):
+    """Float16 storage makes a smaller file whose model runs in float32 with close predictions."""
+    full, _ = save_model(trained, tmp_path, "full", weights_dtype="float32")
+    half, _ = save_model(trained, tmp_path, "half", weights_dtype="float16")
+    assert half.stat().st_size < 0.75 * full.stat().st_size
+    model = load_model(half)
+    assert all(w.dtype == "float32" for w in model.weights)
+    x = np.random.default_rng(0).random((2, *TINY_SHAPE), dtype=np.float32)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), trained.model.predict(x, verbose=0), atol=2e-2
+    )
+
+
+def test_card_has_every_field(trained, tmp_path):
+    """The model card holds every documented field, the extras, and the segmenter's test IoU."""
+    _, card_path = save_model(trained, tmp_path, "tiny", card_extra={"dataset": "unit"})
+    card = json.loads(card_path.read_text())
+    assert set(CARD_FIELDS) <= set(card)
+    assert card["task"] == "segment" and card["architecture"] == "unet"
+    assert card["input_shape"] == list(TINY_SHAPE) and card["dataset"] == "unit"
+    assert card["training_data"]["hash"] == trained.data_hash
+    assert card["split_sizes"]["test"] == trained.n_test
+    assert "iou_mean" in card["test_metrics"] and card["gflops"] > 0
+
+
+def test_fine_tune_starts_from_the_saved_weights(trained, samples, tmp_path):
+    """Fine-tuning at learning rate 0 keeps exactly the saved model's trainable weights."""
+    path, _ = save_model(trained, tmp_path, "base")
+    saved = load_model(path)
+    tuned = train_segmenter(
+        samples, from_model=path, epochs=1, batch_size=4, learning_rate=0.0, patience=1
+    )
+    assert tuned.fine_tuned_from == str(path)
+    assert tuned.architecture == "unet" and tuned.input_shape == TINY_SHAPE
+    for before, after in zip(saved.trainable_weights, tuned.model.trainable_weights, strict=True):
+        np.testing.assert_array_equal(before.numpy(), after.numpy())
+
+
+def test_bad_model_name_is_refused(trained, tmp_path):
+    """A model name that could leave the models folder is refused."""
+    with pytest.raises(ModelError):
+        save_model(trained, tmp_path, "../escape")
+
+
+def test_train_grader_frame_needs_no_mask():
+    """The whole-frame grader trains on graded frames without masks; probabilities sum to 1."""
+    unmasked = [_sample(i, f"P{i // 2}", with_mask=False) for i in range(12)]
+    result = train_grader(
+        unmasked, design="grader_frame", input_shape=(32, 64, 1), epochs=1, batch_size=4,
+        model_options={"width": 4},
+    )  # fmt: skip
+    assert result.task == "grade" and result.target == "devita"
+    assert 0.0 <= result.test_metrics["accuracy"] <= 1.0
+    assert len(result.test_metrics["recall_per_grade"]) == 4
+    x = np.random.default_rng(0).random((3, 32, 64, 1), dtype=np.float32)
+    np.testing.assert_allclose(result.model.predict(x, verbose=0).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_train_grader_crop_uses_the_segmenter_for_unmasked_frames():
+    """The crop grader outlines frames without a mask with the given segmenter."""
+    frames = [_sample(i, f"P{i // 2}", with_mask=i % 3 != 0) for i in range(12)]
+    calls = []
+
+    def outline(image):
+        calls.append(image.shape)
+        return image > 120
+
+    result = train_grader(
+        frames, design="grader_crop", target="omeract", input_shape=(32, 64, 2), epochs=1,
+        batch_size=4, model_options={"width": 4}, segmenter=outline,
+    )  # fmt: skip
+    assert len(calls) == 4
+    assert result.target == "omeract" and result.input_shape == (32, 64, 2)
+
+
+def test_crop_grader_without_masks_or_segmenter_is_refused():
+    """The crop grader refuses unmasked frames when no segmenter can outline them."""
+    frames = [_sample(i, f"P{i // 2}", with_mask=False) for i in range(12)]
+    with pytest.raises(ModelError, match="segmentation model"):
+        train_grader(frames, design="grader_crop", input_shape=(32, 64, 2), epochs=1)
+
+
+def test_fine_tuning_a_segmenter_as_a_grader_is_refused(trained, samples, tmp_path):
+    """A saved segmenter cannot be the starting point of a grade classifier."""
+    path, _ = save_model(trained, tmp_path, "seg")
+    with pytest.raises(ModelError, match="segmentation model"):
+        train_grader(samples, from_model=path, epochs=1)
