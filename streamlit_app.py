@@ -2,9 +2,13 @@
 
 import streamlit as st
 
-from sgus_ui.state import sidebar, signed_in
+from sgus_ui.state import sidebar, sign_in_page, signed_in
 
 st.set_page_config(page_title="SGUS Studio", page_icon=":material/ecg:", layout="wide")
+
+if not signed_in():  # serve mode: nothing but the sign-in form until someone signs in
+    st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:")]).run()
+    st.stop()
 
 pages = [
     st.Page("pages/browse.py", title="Browse", icon=":material/grid_view:", default=True),
@@ -12,8 +16,6 @@ pages = [
     st.Page("pages/patients.py", title="Patients", icon=":material/person:"),
     st.Page("pages/admin.py", title="Study admin", icon=":material/admin_panel_settings:"),
 ]
-# The menu stays hidden until someone has signed in (serve mode); sidebar() shows the sign-in
-# form and stops the run when needed.
-navigation = st.navigation(pages, position="sidebar" if signed_in() else "hidden")
+navigation = st.navigation(pages)
 sidebar()
 navigation.run()

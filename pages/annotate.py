@@ -16,8 +16,8 @@ from sgus_ui.annotate_state import (
     begin_edit,
     canvas_json,
     current_queue_position,
-    keep_canvas_json,
     leave_guard,
+    resolve_canvas_json,
 )
 from sgus_ui.state import account_store, current_dataset, require_account, store
 
@@ -104,10 +104,8 @@ with left:
         initial_drawing=canvas_json(canvas_key),
         key=canvas_key,
     )
-    keep_canvas_json(canvas_key, result.json_data)
-    strokes = edit.strokes_from_canvas(
-        result.json_data, mode="add", erase_stroke_color=ERASE_COLOUR
-    )
+    drawing = resolve_canvas_json(result.json_data)
+    strokes = edit.strokes_from_canvas(drawing, mode="add", erase_stroke_color=ERASE_COLOUR)
     current = edit.compose(history.current, strokes, display_size=display, region=region)
 
     ops = st.columns(7)

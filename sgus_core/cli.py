@@ -132,6 +132,54 @@ def _run_streamlit(settings: Settings, *, host: str, port: int, mode: str) -> in
         return 0
 
 
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.model_training import train_from_store
+
+    show = not args.json
+    with _store(settings) as store, progress_bar("loading frames", enabled=show) as loading:
+        bar = None
+
+        def on_epoch(done: int, total: int, logs: dict) -> None:
+            nonlocal bar
+            if not (show and sys.stderr.isatty()):
+                return
+            if bar is None:
+                from tqdm import tqdm
+
+                bar = tqdm(total=total, desc="training", unit="epoch", file=sys.stderr)
+            bar.n = done
+            bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k.startswith("val_")})
+            bar.refresh()
+
+        try:
+            card = train_from_store(
+                store,
+                settings,
+                args.task,
+                args.dataset,
+                arch=args.arch,
+                epochs=args.epochs,
+                out=args.out,
+                from_model=args.from_model,
+                rater=args.rater,
+                target=args.target,
+                load_progress=loading,
+                epoch_progress=on_epoch,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+    if args.json:
+        print(json.dumps(card))
+        return 0
+    print(f"trained {card['name']} ({card['architecture']}) on {card.get('dataset')}")
+    for key, value in card.get("test_metrics", {}).items():
+        if isinstance(value, int | float):
+            print(f"  test {key}: {value:.4g}")
+    print(f"wrote {settings.models_dir / (card['name'] + '.keras')} and its model card")
+    return 0
+
+
 def cmd_phantoms(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.phantom import write_dataset
 
@@ -282,9 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", metavar="NAME")
     p.add_argument("--epochs", type=int, metavar="N")
     p.add_argument("--out", metavar="MODEL_NAME")
-    p.add_argument("--from", dest="from_model", metavar="MODEL")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=not_available("models issue"))
+    p.add_argument("--from", dest="from_model", metavar="MODEL", help="fine-tune this model")
+    p.add_argument("--rater", metavar="NAME", help="whose labels (default: the only rater)")
+    p.add_argument("--target", choices=("devita", "omeract"), default="devita", help="grade models")
+    p.add_argument("--json", action="store_true", help="print the model card as JSON")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="compare a model's predictions with reference labels")
     p.add_argument("--dataset", metavar="NAME", required=True)

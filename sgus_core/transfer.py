@@ -88,6 +88,8 @@ def _inside(root: Path, relative: str, what: str) -> Path:
     """Resolve ``relative`` under ``root``; refuse absolute paths and paths that escape it."""
     if not relative:
         raise ImportRowError(f"the {what} column is empty")
+    if "\x00" in relative:
+        raise ImportRowError(f"{what} path {relative!r} contains a NUL character")
     if Path(relative).is_absolute():
         raise ImportRowError(
             f"{what} path {relative!r} is absolute; give it relative to the folder"
@@ -325,7 +327,12 @@ def _export_name(image, used: set[str]) -> str:
     return stem
 
 
-def _default_rater(store: LabelStore, dataset_id: int, rater: str | None) -> str:
+def default_rater(store: LabelStore, dataset_id: int, rater: str | None) -> str:
+    """``rater`` if given (must exist), else the only rater with labels in the dataset.
+
+    Raises:
+        StoreError: unknown rater, no labels, or several raters to choose from.
+    """
     if rater is not None:
         if store.get_rater(rater) is None:
             raise StoreError(f"No rater named {rater!r}.")
@@ -366,7 +373,7 @@ def export_dataset(
     if fmt not in EXPORT_FORMATS:
         raise StoreError(f"Unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}.")
     ds = store.require_dataset(dataset)
-    rater = _default_rater(store, ds.id, rater)
+    rater = default_rater(store, ds.id, rater)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = store.list_images(ds.id)

@@ -17,7 +17,9 @@ from sgus_core.labelling import SaveOutcome, StartOption
 
 ERASE_COLOUR = "#ff3c3c"
 _SESSION = "ann_session"
-_CANVAS_JSON = "ann_canvas_json"
+_CANVAS_JSON = "ann_canvas_json"  # the drawing the canvas should hold (tests inject here)
+_REPORTED = "ann_canvas_reported"  # the drawing the canvas last reported
+_SEED = "ann_canvas_seed"  # the drawing the canvas was last seeded with
 
 
 @dataclass
@@ -37,7 +39,7 @@ class EditSession:
         if mask is not None and not keep_history:
             self.history.push(mask)
         self.generation += 1
-        st.session_state.pop(_CANVAS_JSON, None)
+        _clear_canvas()
         st.rerun()
 
     def saved(self, mask: np.ndarray, outcome: SaveOutcome) -> None:
@@ -54,7 +56,7 @@ class EditSession:
                 "a new version; compare them in Browse."
             )
         self.generation += 1
-        st.session_state.pop(_CANVAS_JSON, None)
+        _clear_canvas()
 
     def pop_messages(self) -> list[str]:
         """Messages to show once."""
@@ -70,7 +72,7 @@ def begin_edit(
     if session is None or session.image_id != image_id or session.start_label != option.label:
         session = EditSession(image_id, option.label, EditHistory(make_mask()), option.parent_id)
         st.session_state[_SESSION] = session
-        st.session_state.pop(_CANVAS_JSON, None)
+        _clear_canvas()
     return session
 
 
@@ -83,20 +85,35 @@ def current_queue_position(queue: list[int]) -> int:
     return queue.index(chosen)
 
 
+def _clear_canvas() -> None:
+    for key in (_CANVAS_JSON, _REPORTED, _SEED):
+        st.session_state.pop(key, None)
+
+
 def canvas_json(canvas_key: str) -> dict | None:
-    """The drawing to seed a canvas with: only on a fresh mount (first show, or back from another
-    page), so strokes survive page switches without being re-seeded on every rerun."""
-    if canvas_key in st.session_state:
-        return st.session_state.get(f"{_CANVAS_JSON}_seed")
-    seed = st.session_state.get(_CANVAS_JSON)
-    st.session_state[f"{_CANVAS_JSON}_seed"] = seed
-    return seed
+    """The drawing to seed a canvas with. It changes only on a fresh mount (first show, or back
+    from another page) or when the wanted drawing differs from what the canvas last reported
+    (set from outside, e.g. by a test), so strokes are not re-seeded on every rerun."""
+    wanted = st.session_state.get(_CANVAS_JSON)
+    if canvas_key not in st.session_state or wanted != st.session_state.get(_REPORTED):
+        st.session_state[_SEED] = wanted
+    return st.session_state.get(_SEED)
 
 
-def keep_canvas_json(canvas_key: str, json_data: dict | None) -> None:
-    """Remember the canvas's drawing (to re-seed it after a page switch)."""
-    if json_data is not None:
-        st.session_state[_CANVAS_JSON] = json_data
+def resolve_canvas_json(json_data: dict | None) -> dict | None:
+    """The drawing to use this run, and remember it (to re-seed the canvas after a page switch).
+
+    What the canvas reports wins when it sent something new; when it did not (its value is the
+    one of the previous run) and a different drawing was set in session state from outside (a
+    test, a restored session), that one is used.
+    """
+    before = st.session_state.get(_REPORTED)
+    wanted = st.session_state.get(_CANVAS_JSON)
+    untouched = before is None or json_data == before
+    effective = wanted if wanted is not None and wanted != json_data and untouched else json_data
+    st.session_state[_REPORTED] = json_data
+    st.session_state[_CANVAS_JSON] = effective
+    return effective
 
 
 def leave_guard(dirty: bool) -> None:

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import streamlit as st
-from sgus_core.imaging import ThumbnailCache
 
 from sgus_core.auth import Account, AccountStore, authenticate, session_expired
 from sgus_core.errors import SgusError
+from sgus_core.imaging import ThumbnailCache
 from sgus_core.settings import Settings, load_settings
 from sgus_core.store import Dataset, LabelStore
 
@@ -61,8 +61,16 @@ DEMO_ACCOUNT = "demo-rater"
 
 
 def signed_in() -> bool:
-    """Whether this session has an account (always, in demo mode)."""
-    return app_mode() == "demo" or "account" in st.session_state
+    """Whether this session has a live account (always, in demo mode); an expired session is
+    signed out here."""
+    if app_mode() == "demo":
+        return True
+    last_seen = st.session_state.get("last_seen")
+    if "account" in st.session_state and last_seen and not session_expired(last_seen):
+        return True
+    for key in ("account", "last_seen"):
+        st.session_state.pop(key, None)
+    return False
 
 
 def require_account() -> Account:
@@ -76,18 +84,15 @@ def require_account() -> Account:
         name = st.session_state.get("rater") or DEMO_ACCOUNT
         rater = labels_store.get_rater(name) or labels_store.get_rater(DEMO_ACCOUNT)
         return Account(rater.name, "admin" if rater.name == DEMO_ACCOUNT else rater.role)
-    now = datetime.now(UTC)
-    account = st.session_state.get("account")
-    if account is not None and not session_expired(st.session_state["last_seen"], now):
-        st.session_state["last_seen"] = now
-        return account
-    st.session_state.pop("account", None)
-    _sign_in_form()
-    st.stop()
-    raise AssertionError("unreachable")
+    if not signed_in():  # the router shows only the sign-in page then; this guards direct calls
+        st.warning("Please sign in.")
+        st.stop()
+    st.session_state["last_seen"] = datetime.now(UTC)
+    return st.session_state["account"]
 
 
-def _sign_in_form() -> None:
+def sign_in_page() -> None:
+    """The only page of a signed-out session in serve mode."""
     st.title("SGUS Studio")
     with st.form("sign_in", border=True):
         st.markdown("#### Sign in")
@@ -138,14 +143,20 @@ def sidebar() -> None:
             st.info("No dataset yet. Run `sgus demo` or `sgus import DIR`.")
             return
         names = [d.name for d in datasets]
-        if st.session_state.get("dataset") not in names:
-            st.session_state["dataset"] = "demo" if "demo" in names else names[0]
+        _choose_dataset(names)
         st.selectbox("Dataset", names, key="dataset")
         if st.session_state["dataset"] == "demo":
             st.caption("Synthetic demo data: phantoms, not patients.")
 
 
+def _choose_dataset(names: list[str]) -> str | None:
+    """Keep the session's dataset choice valid (default: the demo, else the first)."""
+    if names and st.session_state.get("dataset") not in names:
+        st.session_state["dataset"] = "demo" if "demo" in names else names[0]
+    return st.session_state.get("dataset")
+
+
 def current_dataset() -> Dataset | None:
     """The dataset chosen in the sidebar, or ``None`` when the store has none."""
-    name = st.session_state.get("dataset")
+    name = _choose_dataset([d.name for d in store().list_datasets()])
     return store().get_dataset(name) if name else None

@@ -35,7 +35,7 @@ def test_browse_shows_a_grid_of_the_demo_dataset(demo_env):
     assert not at.exception
     assert at.title[0].value == "Browse"
     assert any("**8** images" in m.value for m in at.markdown)
-    assert len(at.get("imgs")) == 8
+    assert len(at.get("image")) == 8
     assert len([b for b in at.button if b.label == "Open"]) == 8
     assert (demo_env.thumbnail_dir).is_dir()
 

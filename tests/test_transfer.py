@@ -8,10 +8,10 @@ import json
 import cv2
 import numpy as np
 import pytest
-from sgus_core.phantom import write_dataset
 
 from sgus_core import imaging
 from sgus_core.cli import main
+from sgus_core.phantom import write_dataset
 from sgus_core.transfer import export_dataset, import_folder, rle_decode
 
 
@@ -82,7 +82,7 @@ def test_bad_rows_are_skipped_with_reasons_and_good_rows_imported(store, tmp_pat
     assert "5 x 5" in reasons or "(5, 5)" in reasons or "5x5" in reasons
     ds = store.require_dataset("mixed")
     assert len(store.latest_grades_for_dataset(ds.id, "imported")) == 3  # rows 5-7 plus none else
-    assert store.list_images(ds.id)[0].meta.get("csv", {}).get("centre") == "Nis"
+    assert any(i.meta.get("csv", {}).get("centre") == "Nis" for i in store.list_images(ds.id))
 
 
 def test_masks_export_then_import_reproduces_every_pixel_and_grade(store, phantom_folder, tmp_path):
@@ -90,14 +90,15 @@ def test_masks_export_then_import_reproduces_every_pixel_and_grade(store, phanto
     import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv", dataset="a")
     out = tmp_path / "export"
     export_dataset(store, "a", out, fmt="masks")
-    report = import_folder(store, out, labels_csv=out / "labels.csv", dataset="b", rater="back")
+    # The exported CSV names its rater, which wins over --rater (CLI.md).
+    report = import_folder(store, out, labels_csv=out / "labels.csv", dataset="b", rater="other")
     assert report.imported == 8 and report.skipped == []
     a, b = store.require_dataset("a"), store.require_dataset("b")
     by_hash = {i.content_hash: i.id for i in store.list_images(b.id)}
     masks_a = store.latest_masks_for_dataset(a.id, "imported")
-    masks_b = store.latest_masks_for_dataset(b.id, "back")
+    masks_b = store.latest_masks_for_dataset(b.id, "imported")
     grades_a = store.latest_grades_for_dataset(a.id, "imported")
-    grades_b = store.latest_grades_for_dataset(b.id, "back")
+    grades_b = store.latest_grades_for_dataset(b.id, "imported")
     for image in store.list_images(a.id):
         other = by_hash[image.content_hash]
         assert np.array_equal(
