@@ -132,6 +132,22 @@ def _run_streamlit(settings: Settings, *, host: str, port: int, mode: str) -> in
         return 0
 
 
+def _parse_options(pairs: list[str] | None) -> dict | None:
+    """``["growth_rate=4", "width=0.25"]`` -> ``{"growth_rate": 4, "width": 0.25}``."""
+    if not pairs:
+        return None
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SgusError(f"--option takes KEY=VALUE, not {pair!r}.")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.model_training import train_from_store
 
@@ -163,6 +179,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                 from_model=args.from_model,
                 rater=args.rater,
                 target=args.target,
+                model_options=_parse_options(args.option),
                 load_progress=loading,
                 epoch_progress=on_epoch,
             )
@@ -333,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_model", metavar="MODEL", help="fine-tune this model")
     p.add_argument("--rater", metavar="NAME", help="whose labels (default: the only rater)")
     p.add_argument("--target", choices=("devita", "omeract"), default="devita", help="grade models")
+    p.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="architecture option, e.g. base_filters=8 or growth_rate=4 (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print the model card as JSON")
     p.set_defaults(func=cmd_train)
 
@@ -388,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sgus``; returns the process exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args, load_settings()) or 0)

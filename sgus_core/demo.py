@@ -37,6 +37,7 @@ def ensure_demo(
     expected = n_patients * 4
     existing = store.get_dataset(DEMO_DATASET)
     if existing is not None and len(store.list_images(existing.id)) >= expected:
+        simulate_raters(store, DEMO_DATASET)
         return f"demo dataset ready: {expected} frames of {n_patients} patients"
     folder: Path = settings.demo_dir
     labels = folder / "labels.csv"
@@ -53,4 +54,71 @@ def ensure_demo(
         actor="demo",
         progress=progress,
     )
-    return f"demo dataset ready: {report.summary()}"
+    simulate_raters(store, DEMO_DATASET)
+    return (
+        f"demo dataset ready: {report.summary()}; labels of {len(SIMULATED_RATERS)} simulated "
+        "raters added for Review"
+    )
+
+
+SIMULATED_RATERS = ("simulated-rater-A", "simulated-rater-B")
+# How far each simulated rater strays from the reference: boundary noise (px) and the chance that
+# a grade moves by one step. Chosen so agreement lands near the published inter-observer figures.
+_RATER_NOISE = {"simulated-rater-A": (14.0, 0.15), "simulated-rater-B": (20.0, 0.25)}
+
+
+def perturb_mask(mask, rng, noise_px: float):
+    """A plausible second outline of the same gland: the reference boundary moved in and out by
+    smooth random amounts up to about ``noise_px`` pixels (bool (H, W) in and out)."""
+    import cv2
+    import numpy as np
+
+    height, width = mask.shape
+    field = rng.normal(0, 1, (max(2, height // 40), max(2, width // 40))).astype(np.float32)
+    field = cv2.resize(field, (width, height), interpolation=cv2.INTER_CUBIC)
+    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+    signed = inside - outside  # > 0 inside the gland
+    return signed + noise_px * field > 0
+
+
+def simulate_raters(store: LabelStore, dataset: str, *, seed: int = 7) -> int:
+    """Add labels of two SIMULATED raters (perturbed reference masks and grades) to ``dataset``
+    so Review has rater-vs-rater and model-vs-rater comparisons to show. Their names say
+    "simulated"; nothing here is a real reader's opinion. Returns the images labelled.
+    """
+    import numpy as np
+
+    from sgus_core import imaging
+
+    ds = store.require_dataset(dataset)
+    masks = store.latest_masks_for_dataset(ds.id, REFERENCE_RATER)
+    grades = store.latest_grades_for_dataset(ds.id, REFERENCE_RATER)
+    done = 0
+    for rater, (noise_px, flip) in _RATER_NOISE.items():
+        store.ensure_rater(rater, actor="demo")
+        if store.latest_grades_for_dataset(ds.id, rater):
+            continue  # already simulated
+        rng = np.random.default_rng([seed, SIMULATED_RATERS.index(rater)])
+        for image_id, version in masks.items():
+            mask = perturb_mask(imaging.decode_mask_png(version.png), rng, noise_px)
+            grade = grades.get(image_id)
+            devita = omeract = None
+            if grade is not None:
+                step = int(rng.choice([-1, 1])) if rng.random() < flip else 0
+                devita = None if grade.devita is None else int(np.clip(grade.devita + step, 0, 3))
+                omeract = (
+                    None if grade.omeract is None else int(np.clip(grade.omeract + step, 0, 3))
+                )
+            store.save_labels(
+                image_id,
+                rater,
+                mask_png=imaging.encode_mask_png(mask),
+                area_px=int(mask.sum()),
+                source="manual",
+                devita=devita,
+                omeract=omeract,
+                actor="demo (simulated)",
+            )
+            done += 1
+    return done
