@@ -133,6 +133,10 @@ def _filters() -> tuple[ImageFilter, str, bool, int]:
         side = c[2].selectbox("Side", [ANY, *SIDES], key="f_side")
         grade = c[3].selectbox("de Vita grade", [ANY, 0, 1, 2, 3], key="f_grade")
         status = c[4].selectbox("Status", [ANY, *STATUSES], key="f_status")
+        if "f_rater" not in st.session_state and "reference" in raters:
+            st.session_state["f_rater"] = (
+                "reference"  # the imported ground truth, when there is one
+            )
         rater = c[5].selectbox(
             "Labels of", [ANY, *raters], key="f_rater", help="Grade, status and mask of this rater"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -13,9 +14,9 @@ def test_app_opens_on_the_browse_page_and_opens_an_image(app_url, page):
     page.get_by_role("heading", name="Browse").wait_for(timeout=60_000)
     page.get_by_text("8 images", exact=False).wait_for(timeout=30_000)
     thumbnails = page.locator("[data-testid='stImage'] img")
-    thumbnails.first.wait_for(timeout=30_000)
-    assert thumbnails.count() == 8
-    page.get_by_role("button", name="Open").first.click()
+    expect(thumbnails).to_have_count(8, timeout=30_000)
+    # The grid's Open buttons (select boxes have an "open" toggle of their own).
+    page.locator("button[data-testid^='stBaseButton']", has_text="Open").first.click()
     page.get_by_role("button", name="Back to the grid").wait_for(timeout=30_000)
     page.get_by_text("Grades", exact=True).wait_for(timeout=30_000)
     assert "image=" in page.url
