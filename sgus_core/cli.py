@@ -11,16 +11,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from sgus_core import __version__
-from sgus_core.errors import NotAvailableError, SgusError
+from sgus_core.errors import SgusError
 from sgus_core.settings import REPO_ROOT, Settings, load_settings
 
 EXIT_FAILURE = 1
-EXIT_NOT_AVAILABLE = 2
 
 
 @contextmanager
@@ -197,6 +196,88 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    import csv
+
+    from sgus_core import predict_files
+    from sgus_core.inference import segment_frames
+    from sgus_core.prediction_service import load_pipeline
+
+    out = Path(args.out)
+    skipped: list[tuple[str, str]] = []
+    jobs = predict_files.collect_jobs(
+        [Path(p) for p in args.paths], max_pixels=settings.max_pixels, skipped=skipped
+    )
+    if not jobs:
+        raise SgusError("No readable image or video frame in the given paths.")
+    segmenter, grader = load_pipeline(settings.models_dir, args.model)
+    out.mkdir(parents=True, exist_ok=True)
+    with_mm = any(job.frame.spacing_mm for job in jobs)
+    columns = predict_files.CSV_COLUMNS if with_mm else predict_files.CSV_COLUMNS[:-1]
+    videos: dict[Path, list] = {}
+    with (out / "predictions.csv").open("w", newline="") as handle, progress_bar("predict") as bar:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        batch = max(1, args.batch)
+        for start in range(0, len(jobs), batch):
+            chunk = jobs[start : start + batch]
+            predictions = segment_frames(segmenter, [j.frame for j in chunk], grader=grader)
+            for job, prediction in zip(chunk, predictions, strict=True):
+                predict_files.write_outputs(out, job, prediction, writer)
+                if job.video is not None:
+                    videos.setdefault(job.video, []).append(prediction.overlay)
+            bar(min(start + batch, len(jobs)), len(jobs))
+    for video, overlays in videos.items():
+        predict_files.write_video(out / f"{video.stem}_overlay.mp4", overlays, video)
+    print(f"predicted {len(jobs)} frames with {segmenter.name}; wrote {out / 'predictions.csv'}")
+    for where, reason in skipped:
+        print(f"  skipped {where}: {reason}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.evaluation import evaluate_dataset
+    from sgus_core.prediction_service import load_pipeline, predict_dataset
+
+    with _store(settings) as store, progress_bar("predict", enabled=not args.json) as bar:
+        name = load_pipeline(settings.models_dir, args.model)[0].name
+        predict_dataset(store, args.dataset, settings.models_dir, model=name, progress=bar)
+        result = evaluate_dataset(store, args.dataset, name, reference=args.reference)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+
+    def fmt(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    print(f"{result['model']} vs {result['reference']} on {args.dataset}: n={result['n']}")
+    print(f"  IoU mean {fmt(result['iou_mean'])}, Dice mean {fmt(result['dice_mean'])}")
+    print(
+        f"  de Vita accuracy {fmt(result['grade_accuracy'])}, "
+        f"quadratic kappa {fmt(result['kappa_quadratic'])}"
+    )
+    print("  AUC per grade " + ", ".join(fmt(a) for a in result["auc_per_grade"]))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.bench import run_bench
+
+    with progress_bar("bench", enabled=not args.json) as bar:
+        result = run_bench(settings.models_dir, batch=args.batch, progress=bar)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"float32 peak: {result['peak_gflops']} GFLOP/s; default model {result['default_model']}")
+    print(f"{'model':<16}{'runtime':<9}{'GFLOPs':>8}{'batch':>7}{'images/s':>10}{'of peak':>9}")
+    for row in result["models"]:
+        print(
+            f"{row['name']:<16}{row['runtime']:<9}{row['gflops']:>8.2f}{row['batch']:>7}"
+            f"{row['images_per_s']:>10.1f}{row['fraction_of_peak']:>9.1%}"
+        )
+    return 0
+
+
 def cmd_phantoms(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.phantom import write_dataset
 
@@ -277,15 +358,6 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def not_available(issue: str) -> Callable[[argparse.Namespace, Settings], int]:
-    """A subcommand that this release does not provide yet: says so and exits 2."""
-
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        raise NotAvailableError(f"`sgus {args.command}` is not yet available ({issue}).")
-
-    return run
-
-
 # ---------------------------------------------------------------- parser
 
 
@@ -339,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", required=True)
     p.add_argument("--model", metavar="NAME")
     p.add_argument("--batch", type=int, default=8, metavar="N")
-    p.set_defaults(func=not_available("models issue"))
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("train", help="train or fine-tune a model on a dataset's labels")
     p.add_argument("task", choices=("segment", "grade"))
@@ -364,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="NAME")
     p.add_argument("--reference", metavar="RATER")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=not_available("models issue"))
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("serve", help="the deployment form of the app (sign-in on every page)")
     p.add_argument("--host", default="127.0.0.1")
@@ -391,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="float32 peak and each shipped model's throughput")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=not_available("models issue"))
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="images per forward pass")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("phantoms", help="write a synthetic (phantom) SGUS dataset to a folder")
     p.add_argument("--out", metavar="DIR", required=True)
@@ -415,9 +488,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args, load_settings()) or 0)
-    except NotAvailableError as exc:
-        print(f"sgus: {exc}", file=sys.stderr)
-        return EXIT_NOT_AVAILABLE
     except SgusError as exc:
         print(f"sgus {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -29,10 +29,6 @@ class PermissionDenied(SgusError):
     """The signed-in account may not do this."""
 
 
-class NotAvailableError(SgusError):
-    """A capability that this release does not provide yet."""
-
-
 class ModelError(SgusError):
     """A model could not be built, loaded or run."""
 

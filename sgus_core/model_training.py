@@ -7,6 +7,7 @@ the model in the store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from sgus_core import imaging
 from sgus_core.browsing import load_frame
 from sgus_core.errors import ModelError
+from sgus_core.inference import export_accelerated
 from sgus_core.settings import Settings
 from sgus_core.store import LabelStore
 from sgus_core.transfer import default_rater
@@ -78,8 +80,6 @@ def samples_from_store(
 
 def default_model_names(models_dir: Path) -> dict[str, str]:
     """``{"segment": name, "grade": name}`` from ``models/default.json`` (empty when missing)."""
-    import json
-
     path = Path(models_dir) / DEFAULT_MODELS_FILE
     if not path.is_file():
         return {}
@@ -158,19 +158,10 @@ def train_from_store(
     weights, card_path = training.save_model(
         result, models_dir, name, card_extra={"dataset": dataset, "rater": rater}
     )
-    card = training.read_card(card_path)
-    _export_accelerated(weights, card)
+    accelerated = export_accelerated(weights, weights.with_suffix(".onnx"))
+    card = training.read_card(card_path) | {"accelerated": accelerated.name}
+    card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
     store.register_model(
         name, task=task, architecture=result.architecture, path=str(weights), card=card
     )
     return card
-
-
-def _export_accelerated(weights: Path, card: dict[str, Any]) -> None:
-    """Write the fast-runtime copy beside the Keras file when that runtime is installed."""
-    try:
-        from sgus_core.inference import export_accelerated
-    except ImportError:  # pragma: no cover - the inference package ships with the core
-        return
-    accelerated = export_accelerated(weights, weights.with_suffix(".onnx"))
-    card["accelerated"] = accelerated.name if accelerated else None

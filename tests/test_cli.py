@@ -5,8 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from sgus_core.cli import build_parser, main
 
 CONTRACT = (
@@ -30,12 +28,21 @@ def test_every_contract_subcommand_exists():
     assert set(CONTRACT) <= set(sub.choices)
 
 
-@pytest.mark.parametrize("argv", [["bench"], ["evaluate", "--dataset", "d"]])
-def test_unfinished_commands_exit_2_with_a_reason(argv, capsys):
-    """A command a later release fills says 'not yet available' and exits 2, printing nothing else."""
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    assert "not yet available" in captured.err and captured.out == ""
+def test_unknown_model_is_named_with_the_available_ones(tmp_path, monkeypatch, capsys):
+    """`sgus predict --model nope` fails in one line listing the models there are."""
+    import cv2
+    import numpy as np
+
+    monkeypatch.setenv("SGUS_MODELS_DIR", str(tmp_path / "models"))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "unet.json").write_text("{}")
+    cv2.imwrite(str(tmp_path / "f.png"), np.zeros((40, 40), np.uint8))
+    assert (
+        main(["predict", str(tmp_path / "f.png"), "--out", str(tmp_path / "o"), "--model", "nope"])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "No model named 'nope'" in err and "unet" in err
 
 
 def test_help_works_from_the_installed_entry_point():

@@ -1,0 +1,90 @@
+"""Predictions over the store: run the default (or a named) model on a dataset's frames and keep
+the results, so the pages, ``sgus predict`` and ``sgus evaluate`` share one path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sgus_core import imaging
+from sgus_core.browsing import load_frame
+from sgus_core.errors import ModelError, SgusError
+from sgus_core.inference import load_model, read_card, segment_frames
+from sgus_core.model_training import default_model_names
+from sgus_core.store import LabelStore
+
+Progress = Callable[[int, int], None]
+
+
+def load_pipeline(models_dir: Path, model: str | None = None, grader: str | None = None):
+    """``(segmenter, grader)``: the named or default models (the grader may be None).
+
+    Raises:
+        ModelError: no such model, or no default when none is named.
+    """
+    defaults = default_model_names(models_dir)
+    name = model or defaults.get("segment")
+    if not name:
+        raise ModelError(f"No model named and no default in {Path(models_dir) / 'default.json'}.")
+    segmenter = load_model(name, models_dir)
+    grader_name = grader or defaults.get("grade")
+    return segmenter, (load_model(grader_name, models_dir) if grader_name else None)
+
+
+def ensure_registered(store: LabelStore, models_dir: Path, name: str) -> None:
+    """Register a model of ``models_dir`` in the store (from its card) if it is not yet."""
+    if store.get_model(name) is None:
+        card = read_card(models_dir, name)
+        store.register_model(
+            name,
+            task=card.get("task", "segment"),
+            architecture=card.get("architecture", name),
+            path=str(Path(models_dir) / f"{name}.keras"),
+            card=card,
+        )
+
+
+def predict_dataset(
+    store: LabelStore,
+    dataset: str,
+    models_dir: Path,
+    *,
+    model: str | None = None,
+    only_missing: bool = True,
+    batch_size: int = 8,
+    progress: Progress | None = None,
+) -> tuple[int, list[tuple[str, str]]]:
+    """Predict every frame of a dataset (those without a prediction of this model, by default)
+    and store the masks, areas and grades. Returns ``(predicted, skipped with reasons)``."""
+    segmenter, grader = load_pipeline(models_dir, model)
+    ensure_registered(store, models_dir, segmenter.name)
+    ds = store.require_dataset(dataset)
+    images = store.list_images(ds.id)
+    if only_missing:
+        images = [i for i in images if store.latest_prediction(i.id, segmenter.name) is None]
+    skipped: list[tuple[str, str]] = []
+    done = 0
+    for start in range(0, len(images), batch_size):
+        chunk, frames = [], []
+        for image in images[start : start + batch_size]:
+            try:
+                frames.append(load_frame(store, image))
+                chunk.append(image)
+            except SgusError as exc:
+                skipped.append((image.path, str(exc)))
+        for image, pred in zip(
+            chunk, segment_frames(segmenter, frames, grader=grader), strict=True
+        ):
+            store.save_prediction(
+                image.id,
+                segmenter.name,
+                imaging.encode_mask_png(pred.mask),
+                area_px=pred.area_px,
+                area_mm2=pred.area_mm2,
+                grade=pred.grade,
+                grade_probabilities=pred.grade_probabilities,
+            )
+            done += 1
+        if progress:
+            progress(min(start + batch_size, len(images)), len(images))
+    return done, skipped
