@@ -12,6 +12,7 @@ if not signed_in():  # serve mode: nothing but the sign-in form until someone si
 
 pages = [
     st.Page("pages/browse.py", title="Browse", icon=":material/grid_view:", default=True),
+    st.Page("pages/predict.py", title="Predict", icon=":material/model_training:"),
     st.Page("pages/annotate.py", title="Annotate", icon=":material/draw:"),
     st.Page("pages/patients.py", title="Patients", icon=":material/person:"),
     st.Page("pages/admin.py", title="Study admin", icon=":material/admin_panel_settings:"),

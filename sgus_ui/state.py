@@ -15,6 +15,7 @@ import streamlit as st
 from sgus_core.auth import Account, AccountStore, authenticate, session_expired
 from sgus_core.errors import SgusError
 from sgus_core.imaging import ThumbnailCache
+from sgus_core.model_training import default_model_names
 from sgus_core.settings import Settings, load_settings
 from sgus_core.store import Dataset, LabelStore
 
@@ -160,3 +161,42 @@ def current_dataset() -> Dataset | None:
     """The dataset chosen in the sidebar, or ``None`` when the store has none."""
     name = _choose_dataset([d.name for d in store().list_datasets()])
     return store().get_dataset(name) if name else None
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def _pipeline(models_dir: str, model: str | None):
+    from sgus_core.prediction_service import load_pipeline
+
+    return load_pipeline(Path(models_dir), model)
+
+
+def pipeline(model: str | None = None):
+    """``(segmenter, grader)`` for ``model`` (default: models/default.json), shared by sessions;
+    stops the page with a clear message when no model can be loaded."""
+    try:
+        return _pipeline(str(settings().models_dir), model)
+    except SgusError as exc:
+        st.error(f"The model could not be loaded: {exc}")
+        st.stop()
+        raise
+
+
+def model_names() -> list[str]:
+    """Segmentation models available in the models folder, the default first."""
+    import json
+
+    folder = settings().models_dir
+    names = []
+    for card in sorted(folder.glob("*.json")):
+        if card.stem == "default":
+            continue
+        try:
+            if json.loads(card.read_text(encoding="utf-8")).get("task") == "segment":
+                names.append(card.stem)
+        except ValueError:
+            continue
+    try:
+        default = default_model_names(folder).get("segment")
+    except SgusError:
+        default = None
+    return sorted(names, key=lambda n: (n != default, n))
