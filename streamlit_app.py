@@ -14,6 +14,7 @@ pages = [
     st.Page("pages/browse.py", title="Browse", icon=":material/grid_view:", default=True),
     st.Page("pages/predict.py", title="Predict", icon=":material/model_training:"),
     st.Page("pages/annotate.py", title="Annotate", icon=":material/draw:"),
+    st.Page("pages/review.py", title="Review", icon=":material/analytics:"),
     st.Page("pages/patients.py", title="Patients", icon=":material/person:"),
     st.Page("pages/admin.py", title="Study admin", icon=":material/admin_panel_settings:"),
 ]

@@ -1,0 +1,119 @@
+"""Review: how two label sources agree (model vs rater, rater vs rater, rater vs self)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from sgus_core.report import build_report
+from sgus_core.review import (
+    REFERENCE_KAPPAS,
+    available_sources,
+    compare,
+    rater_matrix,
+)
+from sgus_core.review_figures import (
+    bland_altman_figure,
+    confusion_heatmap,
+    iou_histogram,
+    matrix_heatmap,
+    roc_figure,
+)
+from sgus_core.store.schema import GLANDS, SIDES
+from sgus_ui.state import current_dataset, store
+
+labels_store = store()
+dataset = current_dataset()
+st.title("Review")
+if dataset is None:
+    st.info("No dataset yet. Run `sgus demo` or `sgus import DIR` first.")
+    st.stop()
+sources = available_sources(labels_store, dataset.id)
+if len(sources) < 2:
+    st.info(
+        "Review needs two label sources: raters' labels or a model's predictions (Predict page)."
+    )
+    st.stop()
+labels = [s.label for s in sources]
+cols = st.columns([2, 2, 1, 1])
+a_label = cols[0].selectbox("Source A (reference)", labels, key="rev_a")
+b_default = next((i for i, s in enumerate(sources) if s.kind == "model"), 1)
+b_label = cols[1].selectbox("Source B", labels, index=b_default, key="rev_b")
+gland = cols[2].selectbox("Gland", ["any", *GLANDS], key="rev_gland")
+side = cols[3].selectbox("Side", ["any", *SIDES], key="rev_side")
+a = sources[labels.index(a_label)]
+b = sources[labels.index(b_label)]
+images = [
+    i
+    for i in labels_store.list_images(dataset.id)
+    if gland in ("any", i.gland) and side in ("any", i.side)
+]
+with st.spinner("Comparing..."):
+    comparison = compare(labels_store, dataset.id, a, b, images=images)
+summary = comparison.summary
+if summary["n"] == 0:
+    st.warning("The two sources share no labelled image in this selection.")
+    st.stop()
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+m = st.columns(5)
+m[0].metric("Images", summary["n"])
+m[1].metric("Mean IoU", _fmt(summary.get("iou_mean")))
+m[2].metric("Mean Dice", _fmt(summary.get("dice_mean")))
+m[3].metric("Grade accuracy", _fmt(summary.get("grade_accuracy")))
+kq = summary.get("kappa_quadratic")
+m[4].metric("Quadratic kappa", _fmt(kq[0] if kq else None),
+            help=f"95 % CI {kq[1]:.2f}-{kq[2]:.2f}" if kq else None)  # fmt: skip
+
+left, right = st.columns(2)
+left.plotly_chart(iou_histogram(comparison), key="rev_hist")
+right.plotly_chart(confusion_heatmap(comparison), key="rev_confusion")
+roc, ba = roc_figure(comparison), bland_altman_figure(comparison)
+if roc is not None:
+    left.plotly_chart(roc, key="rev_roc")
+if ba is not None:
+    right.plotly_chart(ba, key="rev_ba")
+kappas = {k: summary[k] for k in summary if k.startswith("kappa_")}
+if kappas:
+    st.caption(
+        " · ".join(f"{k[6:]} kappa {v[0]:.3f} ({v[1]:.2f}-{v[2]:.2f})" for k, v in kappas.items())
+        + " · literature: " + ", ".join(f"{k} {v}" for k, v in REFERENCE_KAPPAS.items())
+    )  # fmt: skip
+
+st.markdown("#### Worst cases")
+worst = comparison.per_image.sort_values("iou").head(12).copy()
+worst["open"] = [f"/?image={i}" for i in worst["image_id"]]
+st.dataframe(
+    worst[["image", "iou", "dice", "hd95", "grade_a", "grade_b", "open"]],
+    column_config={"open": st.column_config.LinkColumn("open in Browse", display_text="open")},
+    hide_index=True,
+    key="rev_worst",
+)
+downloads = st.columns(2)
+downloads[0].download_button(
+    "Per-image table (CSV)",
+    comparison.per_image.to_csv(index=False),
+    file_name=f"review_{dataset.name}.csv",
+    key="rev_csv",
+)
+downloads[1].download_button(
+    "Study report (HTML)",
+    build_report(comparison, dataset=dataset.name),
+    file_name=f"sgus_report_{dataset.name}.html",
+    key="rev_report",
+)
+
+with st.expander("Rater-by-rater agreement"):
+    people = [s for s in sources if s.kind in ("rater", "model")]
+    chosen = st.multiselect("Sources", [s.label for s in people],
+                            default=[s.label for s in people][:4], key="rev_matrix")  # fmt: skip
+    if len(chosen) >= 2 and st.button("Compute the matrices", key="rev_matrix_go"):
+        iou, kappa = rater_matrix(
+            labels_store, dataset.id, [s for s in people if s.label in chosen]
+        )
+        c = st.columns(2)
+        c[0].plotly_chart(matrix_heatmap(iou, "mean IoU"), key="rev_iou_matrix")
+        c[1].plotly_chart(matrix_heatmap(kappa, "Cohen's kappa (de Vita)"), key="rev_kappa_matrix")

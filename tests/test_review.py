@@ -1,0 +1,103 @@
+"""Review: comparisons of label sources, the page and the study report on the demo data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from sgus_core import imaging, metrics
+from sgus_core.demo import ensure_demo
+from sgus_core.report import build_report
+from sgus_core.review import Source, available_sources, compare, rater_matrix, summarize
+from sgus_core.settings import REPO_ROOT, load_settings
+from sgus_core.store import LabelStore
+
+APP = str(REPO_ROOT / "streamlit_app.py")
+
+
+@pytest.fixture
+def demo(tmp_path, monkeypatch):
+    """A two-patient demo with its reference and two simulated raters."""
+    monkeypatch.setenv("SGUS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'sgus.db'}")
+    settings = load_settings()
+    store = LabelStore(settings.db_url)
+    ensure_demo(store, settings, n_patients=2)
+    yield store, store.require_dataset("demo")
+    store.close()
+
+
+def test_sources_include_raters_and_consensus(demo):
+    """The demo offers the reference, both simulated raters and their consensus."""
+    store, ds = demo
+    labels = [s.label for s in available_sources(store, ds.id)]
+    assert "rater reference" in labels and "rater simulated-rater-A" in labels
+    assert "consensus of raters" in labels
+
+
+def test_comparison_matches_the_metrics_core_per_image(demo):
+    """Per-image IoU equals the metrics core on the decoded masks; kappa equals cohen_kappa."""
+    store, ds = demo
+    result = compare(
+        store, ds.id, Source("rater", "reference"), Source("rater", "simulated-rater-A")
+    )
+    ref = store.latest_masks_for_dataset(ds.id, "reference")
+    sim = store.latest_masks_for_dataset(ds.id, "simulated-rater-A")
+    row = result.per_image.iloc[0]
+    a = imaging.decode_mask_png(ref[row.image_id].png)
+    b = imaging.decode_mask_png(sim[row.image_id].png)
+    assert row.iou == pytest.approx(metrics.mask_agreement(a, b).iou)
+    table = result.per_image
+    expected = metrics.cohen_kappa(table.grade_a, table.grade_b, weights="quadratic", n_boot=0)
+    assert result.summary["kappa_quadratic"][0] == pytest.approx(expected.kappa)
+    assert result.summary["n"] == 8 and 0.5 < result.summary["iou_mean"] < 1
+
+
+def test_rater_matrix_is_symmetric_with_ones_on_the_diagonal(demo):
+    """The IoU matrix of three raters is symmetric with a unit diagonal."""
+    store, ds = demo
+    raters = [Source("rater", n) for n in ("reference", "simulated-rater-A", "simulated-rater-B")]
+    iou, _ = rater_matrix(store, ds.id, raters)
+    assert np.allclose(iou.to_numpy(), iou.to_numpy().T) and np.allclose(np.diag(iou), 1)
+
+
+def test_report_is_self_contained_html(demo):
+    """The report embeds plotly.js once, names its methods and gives the figures."""
+    store, ds = demo
+    result = compare(
+        store, ds.id, Source("rater", "reference"), Source("rater", "simulated-rater-B")
+    )
+    html = build_report(result, dataset="demo")
+    assert html.count('<script type="text/javascript">') >= 1
+    assert "Cohen's kappa" in html and "Bland-Altman" in html and "iou_mean" in html
+    assert "cdn.plot.ly" not in html.split("Plotly")[0]
+
+
+def test_summary_of_10000_pairs_is_computed_from_the_table(demo):
+    """The aggregate works from the per-image table alone (no masks), at 10,000 rows."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    grades = rng.integers(0, 4, 10_000)
+    table = pd.DataFrame(
+        {
+            "iou": rng.uniform(0.6, 1, 10_000),
+            "dice": rng.uniform(0.7, 1, 10_000),
+            "grade_a": grades,
+            "grade_b": np.clip(grades + rng.integers(-1, 2, 10_000), 0, 3),
+            "area_a_mm2": rng.uniform(100, 400, 10_000),
+            "area_b_mm2": rng.uniform(100, 400, 10_000),
+        }
+    )
+    summary = summarize(table)
+    assert summary["n"] == 10_000 and len(summary["confusion"]) == 4
+
+
+def test_review_page_shows_agreement_on_the_demo(demo):
+    """The Review page compares reference and a simulated rater with metrics and plots."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Review"
+    assert any(m.label == "Mean IoU" for m in at.metric)
