@@ -69,9 +69,9 @@ def test_report_is_self_contained_html(demo):
         store, ds.id, Source("rater", "reference"), Source("rater", "simulated-rater-B")
     )
     html = build_report(result, dataset="demo")
-    assert html.count('<script type="text/javascript">') >= 1
+    assert len(html) > 3_000_000  # plotly.js itself is inside: opens offline
+    assert '<script src="http' not in html
     assert "Cohen's kappa" in html and "Bland-Altman" in html and "iou_mean" in html
-    assert "cdn.plot.ly" not in html.split("Plotly")[0]
 
 
 def test_summary_of_10000_pairs_is_computed_from_the_table(demo):
