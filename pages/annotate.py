@@ -21,7 +21,7 @@ from sgus_ui.annotate_state import (
 )
 from sgus_ui.state import account_store, current_dataset, require_account, store
 
-CANVAS_MAX_WIDTH = 760
+CANVAS_MAX_WIDTH = 620  # fits the left column of a 1280 px wide window
 labels_store = store()
 account = require_account()
 dataset = current_dataset()
@@ -71,7 +71,7 @@ shape = frame.pixels.shape
 
 # ---- where the edit starts (a fresh start only when the image or the choice changes)
 options = start_options(visible, account.name)
-left, right = st.columns([3, 2])
+left, right = st.columns([3, 1.3])
 with right:
     choice = st.selectbox("Start from", [o.label for o in options], key=f"ann_start_{image_id}")
 option = next(o for o in options if o.label == choice)
@@ -79,7 +79,7 @@ session = begin_edit(image_id, option, lambda: start_mask(option, shape))
 history = session.history
 
 with left:
-    tools = st.columns([2, 2, 2, 3])
+    tools = st.columns([3, 2, 2, 2])
     mode = tools[0].segmented_control(
         "Pen", ["add", "erase"], default="add", key="ann_mode", required=True
     )

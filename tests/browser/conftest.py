@@ -39,13 +39,25 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
+def browser_data(tmp_path_factory):
+    """The data folder of the app under test."""
+    return tmp_path_factory.mktemp("browser-data")
+
+
+@pytest.fixture(scope="session")
+def app_db_url(browser_data):
+    """The labels store the app under test writes to."""
+    return f"sqlite:///{browser_data / 'sgus.db'}"
+
+
+@pytest.fixture(scope="session")
+def app_url(browser_data, app_db_url):
     """URL of a running SGUS Studio on a small demo dataset (two phantom patients)."""
-    data_dir = tmp_path_factory.mktemp("browser-data")
+    data_dir = browser_data
     env = {
         **os.environ,
         "SGUS_DATA_DIR": str(data_dir),
-        "SGUS_DB_URL": f"sqlite:///{data_dir / 'sgus.db'}",
+        "SGUS_DB_URL": app_db_url,
         "SGUS_APP_MODE": "demo",
     }
     settings = load_settings(env)
