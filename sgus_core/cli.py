@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sgus_core import __version__
 from sgus_core.errors import SgusError
-from sgus_core.settings import REPO_ROOT, Settings, load_settings
+from sgus_core.settings import Settings, load_settings
 
 EXIT_FAILURE = 1
 
@@ -112,9 +112,7 @@ def _run_streamlit(settings: Settings, *, host: str, port: int, mode: str) -> in
     cmd = [
         sys.executable,
         "-m",
-        "streamlit",
-        "run",
-        str(REPO_ROOT / "streamlit_app.py"),
+        "sgus_ui.launch",
         "--server.address",
         host,
         "--server.port",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sgus_core.demo import ensure_demo
-from sgus_core.settings import REPO_ROOT, load_settings
+from sgus_core.settings import load_settings
 from sgus_core.store import LabelStore
 
 CHROMIUM = Path(os.environ.get("SGUS_CHROMIUM", "/usr/bin/chromium"))
@@ -67,7 +67,7 @@ def app_url(browser_data, app_db_url):
     log = (data_dir / "streamlit.log").open("w")
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app.py"),
+            sys.executable, "-m", "sgus_ui.launch",
             "--server.address", "127.0.0.1", "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
         ],

@@ -22,10 +22,10 @@ def _drag(page, box, points):
     page.mouse.up()
 
 
-def test_draw_erase_and_save_a_mask(app_url, app_db_url, page):
+def test_draw_erase_and_save_a_mask(app_url, app_db_url, page, tmp_path):
     """A drawn stroke minus an erased part is saved as a new version with those pixels."""
-    page.goto(app_url)
-    page.get_by_role("link", name="Annotate").click()
+    artifacts = tmp_path
+    page.goto(f"{app_url}/annotate")  # a direct link works: st.navigation owns routing
     page.get_by_role("heading", name="Annotate").wait_for(timeout=60_000)
     # Start from an empty mask, on the whole frame (no zoom), so display -> frame is a plain scale.
     start = page.locator("[data-testid='stSelectbox']", has_text="Start from")
@@ -39,7 +39,7 @@ def test_draw_erase_and_save_a_mask(app_url, app_db_url, page):
     page.wait_for_timeout(1000)
     box = canvas.bounding_box()
     _drag(page, box, [(100, 150), (400, 150)])  # a horizontal brush stroke
-    page.wait_for_timeout(1500)
+    page.get_by_text("unsaved edits", exact=False).wait_for(timeout=30_000)
     page.get_by_role("radio", name="erase").or_(
         page.get_by_role("button", name="erase")
     ).first.click()
@@ -47,9 +47,14 @@ def test_draw_erase_and_save_a_mask(app_url, app_db_url, page):
     box = canvas.bounding_box()
     _drag(page, box, [(250, 100), (250, 200)])  # a vertical erase across it
     page.wait_for_timeout(1500)
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(artifacts / "annotate_before_save.png"))
     started = time.perf_counter()
     page.locator("button[data-testid='stBaseButton-primary']", has_text="Save").click()
-    page.get_by_text("Saved mask version").wait_for(timeout=30_000)
+    try:
+        page.get_by_text("Saved mask version").wait_for(timeout=30_000)
+    finally:
+        page.screenshot(path=str(artifacts / "annotate_after_save.png"))
     seconds = time.perf_counter() - started
     print(f"save-to-confirmation {seconds:.2f} s")  # the figure the annotate issue asks for
     with LabelStore(app_db_url) as store:
