@@ -31,15 +31,16 @@ def load_pipeline(models_dir: Path, model: str | None = None, grader: str | None
     return segmenter, (load_model(grader_name, models_dir) if grader_name else None)
 
 
-def ensure_registered(store: LabelStore, models_dir: Path, name: str) -> None:
-    """Register a model of ``models_dir`` in the store (from its card) if it is not yet."""
+def ensure_registered(store: LabelStore, models_dir: Path, model) -> None:
+    """Register a loaded model (or one of ``models_dir`` by name) in the store if it is not yet."""
+    name = model if isinstance(model, str) else model.name
     if store.get_model(name) is None:
-        card = read_card(models_dir, name)
+        card = read_card(models_dir, name) if isinstance(model, str) else model.card
         store.register_model(
             name,
             task=card.get("task", "segment"),
             architecture=card.get("architecture", name),
-            path=str(Path(models_dir) / f"{name}.keras"),
+            path=str(getattr(model, "path", Path(models_dir) / f"{name}.keras")),
             card=card,
         )
 
@@ -57,7 +58,7 @@ def predict_dataset(
     """Predict every frame of a dataset (those without a prediction of this model, by default)
     and store the masks, areas and grades. Returns ``(predicted, skipped with reasons)``."""
     segmenter, grader = load_pipeline(models_dir, model)
-    ensure_registered(store, models_dir, segmenter.name)
+    ensure_registered(store, models_dir, segmenter)
     ds = store.require_dataset(dataset)
     images = store.list_images(ds.id)
     if only_missing:

@@ -187,6 +187,7 @@ def model_names() -> list[str]:
 
     folder = settings().models_dir
     names = []
+    names += [graph.stem for graph in folder.glob("*.pb")]  # Deep SGUS frozen graphs
     for card in sorted(folder.glob("*.json")):
         if card.stem == "default":
             continue

@@ -53,3 +53,12 @@ def test_a_file_that_is_not_a_graph_is_refused(tmp_path):
     (tmp_path / "x.pb").write_bytes(b"\x00\x01garbage")
     with pytest.raises(ModelError):
         FrozenGraphSegmenter(tmp_path / "x.pb")
+
+
+def test_a_frozen_graph_is_loaded_by_path_through_load_model(tmp_path):
+    """`load_model("…/frozen_graph.pb", …)` serves the graph through the same interface."""
+    from sgus_core.inference import load_model
+
+    path = _write_graph(tmp_path / "frozen_graph.pb")
+    model = load_model(str(path), tmp_path)
+    assert model.runtime == "frozen_graph" and model.card["task"] == "segment"

@@ -38,7 +38,8 @@ class FrozenGraphSegmenter:
         import tensorflow as tf
 
         self.path = Path(path)
-        self.name = name or f"deep-sgus:{self.path.stem}"
+        self.name = name or f"deep-sgus-{self.path.stem}"
+        self.card = {"name": self.name, "task": "segment", "architecture": "deep-sgus-frozen-graph"}
         graph_def = tf.compat.v1.GraphDef()
         try:
             graph_def.ParseFromString(self.path.read_bytes())

@@ -139,13 +139,19 @@ def read_card(models_dir: Path, name: str) -> dict:
 def load_model(name: str, models_dir: Path, *, runtime: str = "auto"):
     """Load a shipped or trained model by name with the fastest runtime available.
 
-    ``auto`` uses the ONNX copy when it exists, else Keras.
+    ``auto`` uses the ONNX copy when it exists, else Keras. A name ending in ``.pb`` (a path) or a
+    ``<name>.pb`` in the models folder loads a Deep SGUS TensorFlow-1 frozen graph.
 
     Raises:
         ModelError: unknown model or runtime, or a file that cannot be loaded.
     """
     if runtime not in RUNTIMES:
         raise ModelError(f"Unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}.")
+    graph = Path(name) if name.endswith(".pb") else Path(models_dir) / f"{name}.pb"
+    if graph.is_file():  # a Deep SGUS frozen graph, by path or dropped into the models folder
+        from sgus_core.inference.frozen_graph import FrozenGraphSegmenter
+
+        return FrozenGraphSegmenter(graph)
     card = read_card(models_dir, name)
     onnx_path = Path(models_dir) / f"{name}.onnx"
     if runtime == "onnx" or (runtime == "auto" and onnx_path.is_file()):
