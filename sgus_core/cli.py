@@ -98,7 +98,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.demo import ensure_demo
 
     with _store(settings) as store, progress_bar("demo data") as progress:
-        summary = ensure_demo(store, settings, progress=progress)
+        summary = ensure_demo(store, settings, with_predictions=True, progress=progress)
     print(summary)
     if args.no_serve:
         return 0

@@ -24,12 +24,14 @@ def ensure_demo(
     settings: Settings,
     *,
     n_patients: int = DEMO_PATIENTS,
+    with_predictions: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> str:
     """Create the demo dataset if it is missing or incomplete; returns a one-line summary.
 
-    Frames go to ``settings.demo_dir``; labels are stored as rater ``reference``. Running it again
-    adds nothing (the import is idempotent by content hash).
+    Frames go to ``settings.demo_dir``; labels are stored as rater ``reference``, plus two
+    simulated raters; ``with_predictions`` also stores the default models' predictions. Running
+    it again adds nothing (the import is idempotent by content hash).
     """
     from sgus_core.phantom import write_dataset
     from sgus_core.transfer import import_folder
@@ -38,7 +40,8 @@ def ensure_demo(
     existing = store.get_dataset(DEMO_DATASET)
     if existing is not None and len(store.list_images(existing.id)) >= expected:
         simulate_raters(store, DEMO_DATASET)
-        return f"demo dataset ready: {expected} frames of {n_patients} patients"
+        predicted = _predict_demo(store, settings, progress) if with_predictions else ""
+        return f"demo dataset ready: {expected} frames of {n_patients} patients {predicted}"
     folder: Path = settings.demo_dir
     labels = folder / "labels.csv"
     if not labels.is_file() or len(list((folder / "images").glob("*.png"))) < expected:
@@ -55,10 +58,23 @@ def ensure_demo(
         progress=progress,
     )
     simulate_raters(store, DEMO_DATASET)
+    predicted = _predict_demo(store, settings, progress) if with_predictions else ""
     return (
         f"demo dataset ready: {report.summary()}; labels of {len(SIMULATED_RATERS)} simulated "
-        "raters added for Review"
+        f"raters added for Review; {predicted}"
     )
+
+
+def _predict_demo(store: LabelStore, settings: Settings, progress) -> str:
+    """Predictions of the default models on the demo, so Review can show model vs raters."""
+    from sgus_core.errors import SgusError
+    from sgus_core.prediction_service import predict_dataset
+
+    try:
+        done, _ = predict_dataset(store, DEMO_DATASET, settings.models_dir, progress=progress)
+    except SgusError as exc:  # no shipped model (e.g. a fresh training run): the demo still works
+        return f"no model predictions ({exc})"
+    return f"{done} frames predicted by the default model"
 
 
 SIMULATED_RATERS = ("simulated-rater-A", "simulated-rater-B")

@@ -67,8 +67,7 @@ def available_sources(store: LabelStore, dataset_id: int) -> list[Source]:
             dataset_id, rater.name
         ) or store.latest_masks_for_dataset(dataset_id, rater.name):
             sources.append(Source("rater", rater.name))
-    for model in store.list_models():
-        sources.append(Source("model", model.name))
+    sources += [Source("model", name) for name in store.models_with_predictions(dataset_id)]
     for rnd in store.list_rounds(dataset_id):
         sources += [Source("round", r, rnd.id) for r in rnd.raters]
     if sum(s.kind == "rater" for s in sources) >= 2:

@@ -1157,6 +1157,19 @@ class LabelStore:
             now,
         )
 
+    def models_with_predictions(self, dataset_id: int) -> list[str]:
+        """Names of the models that have predictions of images of the dataset."""
+        q = (
+            select(t.models.c.name)
+            .join(t.predictions, t.predictions.c.model_id == t.models.c.id)
+            .join(t.images, t.images.c.id == t.predictions.c.image_id)
+            .where(t.images.c.dataset_id == dataset_id)
+            .distinct()
+            .order_by(t.models.c.name)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(q).scalars())
+
     def latest_prediction(self, image_id: int, model_name: str | None = None):
         """The newest prediction of an image (optionally of one model), or ``None``."""
         q = (
