@@ -9,15 +9,12 @@ from sgus_core.errors import SgusError
 from sgus_core.rounds import create_repeat_round
 from sgus_core.store import ImageFilter
 from sgus_core.store.schema import GLANDS
-from sgus_ui.state import account_store, current_dataset, require_account, store
+from sgus_ui.state import account_store, page_dataset, require_account, store
 
 labels_store = store()
 account = require_account()
-dataset = current_dataset()
 st.title("Study admin")
-if dataset is None:
-    st.info("No dataset yet. Run `sgus demo` or `sgus import DIR` first.")
-    st.stop()
+dataset = page_dataset()
 if not account.can_manage:
     st.warning("Only an administrator can set up study rounds. You can read the rounds below.")
 

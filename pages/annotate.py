@@ -18,17 +18,15 @@ from sgus_ui.annotate_state import (
     current_queue_position,
     leave_guard,
     resolve_canvas_json,
+    save_messages,
 )
-from sgus_ui.state import account_store, current_dataset, require_account, store
+from sgus_ui.state import account_store, page_dataset, require_account, store
 
 CANVAS_MAX_WIDTH = 620  # fits the left column of a 1280 px wide window
 labels_store = store()
 account = require_account()
-dataset = current_dataset()
 st.title("Annotate")
-if dataset is None:
-    st.info("No dataset yet. Run `sgus demo` or `sgus import DIR` first.")
-    st.stop()
+dataset = page_dataset()
 if not account.can_label:
     st.warning("Your account can view but not annotate.")
     st.stop()
@@ -193,7 +191,7 @@ with right:
         else:
             session.saved(current, outcome)
             st.rerun()
-    for message in session.pop_messages():
+    for message in save_messages(image_id):
         if message.startswith("!"):
             st.warning(message[1:])
         else:

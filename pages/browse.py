@@ -11,18 +11,14 @@ from sgus_core.errors import SgusError
 from sgus_core.store import ImageFilter
 from sgus_core.store.repository import SORT_KEYS
 from sgus_core.store.schema import GLANDS, SIDES, STATUSES
-from sgus_ui.state import current_dataset, store, thumbnail_cache
+from sgus_ui.state import page_dataset, store, thumbnail_cache
 
 PAGE_SIZES = (12, 24, 48)
 COLUMNS = 6
 ANY = "any"
 
 labels_store = store()
-dataset = current_dataset()
-if dataset is None:
-    st.title("Browse")
-    st.info("The labels store has no dataset yet. Run `sgus demo` or `sgus import DIR` first.")
-    st.stop()
+dataset = page_dataset()
 
 
 def _show_detail(image_id: int) -> None:

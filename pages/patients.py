@@ -8,15 +8,12 @@ from sgus_core.browsing import ensure_thumbnail, patient_glands
 from sgus_core.errors import SgusError
 from sgus_core.scoring import CAVEAT, GlandScore, patient_totals
 from sgus_core.store import BrowseRow
-from sgus_ui.state import current_dataset, require_account, store, thumbnail_cache
+from sgus_ui.state import page_dataset, require_account, store, thumbnail_cache
 
 labels_store = store()
 account = require_account()
-dataset = current_dataset()
 st.title("Patients")
-if dataset is None:
-    st.info("No dataset yet. Run `sgus demo` or `sgus import DIR` first.")
-    st.stop()
+dataset = page_dataset()
 patients = labels_store.patients(dataset.id)
 if not patients:
     st.info("The images of this dataset have no patient ids.")

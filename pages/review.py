@@ -19,14 +19,11 @@ from sgus_core.review_figures import (
     roc_figure,
 )
 from sgus_core.store.schema import GLANDS, SIDES
-from sgus_ui.state import current_dataset, store
+from sgus_ui.state import page_dataset, store
 
 labels_store = store()
-dataset = current_dataset()
 st.title("Review")
-if dataset is None:
-    st.info("No dataset yet. Run `sgus demo` or `sgus import DIR` first.")
-    st.stop()
+dataset = page_dataset()
 sources = available_sources(labels_store, dataset.id)
 if len(sources) < 2:
     st.info(

@@ -6,8 +6,9 @@ ids; never image arrays.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -20,6 +21,7 @@ _SESSION = "ann_session"
 _CANVAS_JSON = "ann_canvas_json"  # the drawing the canvas should hold (tests inject here)
 _REPORTED = "ann_canvas_reported"  # the drawing the canvas last reported
 _SEED = "ann_canvas_seed"  # the drawing the canvas was last seeded with
+_MESSAGES = "ann_messages"
 
 
 @dataclass
@@ -31,7 +33,6 @@ class EditSession:
     history: EditHistory
     parent_id: int | None
     generation: int = 0
-    messages: list[str] = field(default_factory=list)
 
     def commit(self, mask: np.ndarray | None, *, keep_history: bool = False) -> None:
         """Make ``mask`` the current state (None: drop the canvas strokes only) and start a fresh
@@ -45,23 +46,34 @@ class EditSession:
     def saved(self, mask: np.ndarray, outcome: SaveOutcome) -> None:
         """After a save: the saved mask is the new start and parent."""
         self.history = EditHistory(mask)
+        # Messages live outside the edit session: saving changes the start options ("my latest
+        # version" appears), which may start a new session on the next run.
+        messages: list[str] = []
+        st.session_state[_MESSAGES] = (self.image_id, time.monotonic(), messages)
         if outcome.mask is not None:
             self.parent_id = outcome.mask.id
-            self.messages.append(
+            messages.append(
                 f"Saved mask version v{outcome.mask.id} in {outcome.seconds * 1000:.0f} ms."
             )
         if outcome.stale_parent:
-            self.messages.append(
+            messages.append(
                 "!A newer version of yours existed (another tab or device): this save is kept as "
                 "a new version; compare them in Browse."
             )
         self.generation += 1
         _clear_canvas()
 
-    def pop_messages(self) -> list[str]:
-        """Messages to show once."""
-        out, self.messages = self.messages, []
-        return out
+
+MESSAGE_SECONDS = 20.0
+
+
+def save_messages(image_id: int) -> list[str]:
+    """Messages of this image's last save, shown for a while: the canvas remounts after a save
+    and its first report triggers one more rerun, which must not swallow the confirmation."""
+    image, at, messages = st.session_state.get(_MESSAGES, (None, 0.0, []))
+    if image != image_id or time.monotonic() - at > MESSAGE_SECONDS:
+        return []
+    return messages
 
 
 def begin_edit(

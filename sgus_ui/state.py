@@ -201,3 +201,12 @@ def model_names() -> list[str]:
     except SgusError:
         default = None
     return sorted(names, key=lambda n: (n != default, n))
+
+
+def page_dataset() -> Dataset:
+    """The chosen dataset for a page that needs one; with none, says how to add one and stops."""
+    dataset = current_dataset()
+    if dataset is None:
+        st.info("The labels store has no dataset yet. Run `sgus demo` or `sgus import DIR` first.")
+        st.stop()
+    return dataset

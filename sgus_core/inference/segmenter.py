@@ -72,12 +72,15 @@ class KerasModel:
     def __init__(self, path: Path, card: dict) -> None:
         from sgus_core.training import load_model
 
+        self._describe(path, card)
+        self._model = load_model(self.path)
+
+    def _describe(self, path: Path, card: dict) -> None:
         self.path = Path(path)
         self.card = card
         self.name = card.get("name", self.path.stem)
         self.design = card.get("architecture", "")
         self.input_shape = tuple(card["input_shape"])
-        self._model = load_model(self.path)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._model.predict_on_batch(batch.astype(np.float32)))
@@ -101,11 +104,7 @@ class OnnxModel(KerasModel):
 
         import onnxruntime as ort
 
-        self.path = Path(path)
-        self.card = card
-        self.name = card.get("name", self.path.stem)
-        self.design = card.get("architecture", "")
-        self.input_shape = tuple(card["input_shape"])
+        self._describe(path, card)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = os.cpu_count() or 1

@@ -14,6 +14,12 @@ from sgus_core.store import LabelStore
 pytestmark = pytest.mark.browser
 
 
+def _settle(page):
+    """Wait until the app has finished its rerun (Streamlit's running indicator is gone)."""
+    page.wait_for_timeout(500)
+    expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0, timeout=30_000)
+
+
 def _drag(page, box, points):
     page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
     page.mouse.down()
@@ -46,15 +52,15 @@ def test_draw_erase_and_save_a_mask(app_url, app_db_url, page, tmp_path):
     page.wait_for_timeout(1000)
     box = canvas.bounding_box()
     _drag(page, box, [(250, 100), (250, 200)])  # a vertical erase across it
-    page.wait_for_timeout(1500)
-    page.wait_for_load_state("networkidle")
+    _settle(page)
+    _settle(page)
     page.screenshot(path=str(artifacts / "annotate_before_save.png"))
     started = time.perf_counter()
     page.locator("button[data-testid='stBaseButton-primary']", has_text="Save").click()
     try:
         page.get_by_text("Saved mask version").wait_for(timeout=30_000)
     finally:
-        page.screenshot(path=str(artifacts / "annotate_after_save.png"))
+        page.screenshot(path=str(artifacts / "annotate_after_save.png"), full_page=True)
     seconds = time.perf_counter() - started
     print(f"save-to-confirmation {seconds:.2f} s")  # the figure the annotate issue asks for
     with LabelStore(app_db_url) as store:
