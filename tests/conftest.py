@@ -10,6 +10,8 @@ import os
 import uuid
 
 import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
 
 from sgus_core.store import LabelStore
 
@@ -50,3 +52,40 @@ def sqlite_store(tmp_path):
     labels = LabelStore(f"sqlite:///{tmp_path / 'labels.db'}")
     yield labels
     labels.close()
+
+
+def _write_dicom(path, frames, **tags):
+    """Write a real DICOM file (ultrasound, uncompressed) with pydicom."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = UltrasoundImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    ds.PatientName = "Doe^Jane"
+    ds.PatientID = "SECRET-42"
+    ds.StudyDate = "20260101"
+    if frames is not None:
+        ds.Rows, ds.Columns = frames.shape[-2:]
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 8
+        ds.HighBit = 7
+        ds.PixelRepresentation = 0
+        if frames.ndim == 3:
+            ds.NumberOfFrames = frames.shape[0]
+        ds.PixelData = frames.tobytes()
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture
+def write_dicom():
+    """``write_dicom(path, frames, **tags)``: a real uncompressed ultrasound DICOM file written by
+    pydicom (with a patient name, id and date, to check they never reach the store)."""
+    return _write_dicom

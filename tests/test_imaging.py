@@ -9,8 +9,7 @@ import tifffile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
+from pydicom.dataset import Dataset
 
 from sgus_core import imaging
 from sgus_core.errors import ImageReadError, MaskError
@@ -19,36 +18,6 @@ from sgus_core.phantom import generate_frame
 
 RNG = np.random.default_rng(0)
 GREY = RNG.integers(0, 256, (60, 80), dtype=np.uint8)
-
-
-def _dicom(path, frames: np.ndarray, **tags):
-    """Write a real DICOM file (ultrasound, uncompressed) with pydicom."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = UltrasoundImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
-    ds.PatientName = "Doe^Jane"
-    ds.PatientID = "SECRET-42"
-    ds.StudyDate = "20260101"
-    if frames is not None:
-        ds.Rows, ds.Columns = frames.shape[-2:]
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = ds.BitsStored = 8
-        ds.HighBit = 7
-        ds.PixelRepresentation = 0
-        if frames.ndim == 3:
-            ds.NumberOfFrames = frames.shape[0]
-        ds.PixelData = frames.tobytes()
-    for key, value in tags.items():
-        setattr(ds, key, value)
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif"])
@@ -97,9 +66,9 @@ def test_png_named_jpg_is_read_by_content(tmp_path):
     assert frame.metadata["format"] == "png" and np.array_equal(frame.pixels, GREY)
 
 
-def test_dicom_single_frame_spacing_and_no_personal_tags(tmp_path):
+def test_dicom_single_frame_spacing_and_no_personal_tags(tmp_path, write_dicom):
     """A DICOM frame reads with its PixelSpacing and keeps no name, id or date."""
-    path = _dicom(tmp_path / "a.dcm", GREY, PixelSpacing=[0.08, 0.09])
+    path = write_dicom(tmp_path / "a.dcm", GREY, PixelSpacing=[0.08, 0.09])
     frame = read_image(path)
     assert np.array_equal(frame.pixels, GREY)
     assert frame.spacing_mm == pytest.approx(0.09)
@@ -107,28 +76,28 @@ def test_dicom_single_frame_spacing_and_no_personal_tags(tmp_path):
     assert "Doe" not in text and "SECRET" not in text and "2026" not in text
 
 
-def test_dicom_multi_frame_gives_one_frame_each(tmp_path):
+def test_dicom_multi_frame_gives_one_frame_each(tmp_path, write_dicom):
     """A multi-frame DICOM file gives one Frame per frame, in order."""
     stack = RNG.integers(0, 256, (3, 40, 50), dtype=np.uint8)
-    frames = read_frames(_dicom(tmp_path / "m.dcm", stack))
+    frames = read_frames(write_dicom(tmp_path / "m.dcm", stack))
     assert [f.frame_index for f in frames] == [0, 1, 2]
     assert all(np.array_equal(f.pixels, stack[i]) for i, f in enumerate(frames))
 
 
-def test_dicom_ultrasound_region_spacing_is_converted_from_cm(tmp_path):
+def test_dicom_ultrasound_region_spacing_is_converted_from_cm(tmp_path, write_dicom):
     """Spacing from the ultrasound region sequence (cm per pixel) is reported in mm."""
     region = Dataset()
     region.PhysicalDeltaX = 0.007
     region.PhysicalDeltaY = 0.007
     region.PhysicalUnitsXDirection = 3
     region.PhysicalUnitsYDirection = 3
-    path = _dicom(tmp_path / "r.dcm", GREY, SequenceOfUltrasoundRegions=[region])
+    path = write_dicom(tmp_path / "r.dcm", GREY, SequenceOfUltrasoundRegions=[region])
     assert read_image(path).spacing_mm == pytest.approx(0.07)
 
 
-def test_dicom_without_pixel_data_is_refused_clearly(tmp_path):
+def test_dicom_without_pixel_data_is_refused_clearly(tmp_path, write_dicom):
     """A DICOM file with no image says so."""
-    path = _dicom(tmp_path / "n.dcm", None)
+    path = write_dicom(tmp_path / "n.dcm", None)
     with pytest.raises(ImageReadError, match="without"):
         read_frames(path)
 
@@ -154,12 +123,12 @@ def test_truncated_jpeg_is_refused(tmp_path):
         read_frames(tmp_path / "f.jpg")
 
 
-def test_frames_over_the_size_limit_are_refused_before_decoding(tmp_path):
+def test_frames_over_the_size_limit_are_refused_before_decoding(tmp_path, write_dicom):
     """A frame larger than max_pixels is refused from its header, naming the limit."""
     cv2.imwrite(str(tmp_path / "big.png"), GREY)
     with pytest.raises(ImageReadError, match="over the limit"):
         read_frames(tmp_path / "big.png", max_pixels=1000)
-    path = _dicom(tmp_path / "big.dcm", GREY)
+    path = write_dicom(tmp_path / "big.dcm", GREY)
     with pytest.raises(ImageReadError, match="over the limit"):
         read_frames(path, max_pixels=1000)
 
