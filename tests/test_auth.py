@@ -106,3 +106,14 @@ def test_admin_may_accept_another_raters_work(store, tmp_path):
     admin.set_status(image_id, "ana", "accepted")
     with pytest.raises(PermissionDenied):
         admin.save_grade(image_id, "ana", devita=2)
+
+
+def test_sessions_expire_after_the_idle_limit():
+    """A session idle longer than the limit must sign in again; a recent one need not."""
+    from datetime import UTC, datetime
+
+    from sgus_core.auth import SESSION_IDLE_LIMIT, session_expired
+
+    now = datetime.now(UTC)
+    assert session_expired(now - SESSION_IDLE_LIMIT * 1.01, now)
+    assert not session_expired(now - SESSION_IDLE_LIMIT * 0.5, now)
