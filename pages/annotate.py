@@ -9,13 +9,14 @@ from sgus_core import annotation as edit
 from sgus_core.browsing import load_frame
 from sgus_core.errors import SgusError
 from sgus_core.labelling import canvas_background, save_annotation, start_mask, start_options
-from sgus_core.rounds import rater_queue, visible_labels
+from sgus_core.rounds import prediction_uncertainty, rater_queue, visible_labels
 from sgus_core.scoring import CAVEAT, DEVITA_GRADES, HOCEVAR_ITEMS, OMERACT_GRADES
 from sgus_ui.annotate_state import (
     ERASE_COLOUR,
     begin_edit,
     canvas_json,
     current_queue_position,
+    grade_shortcuts,
     leave_guard,
     resolve_canvas_json,
     save_messages,
@@ -38,9 +39,21 @@ top = st.columns([2, 2, 1, 1])
 round_name = top[0].selectbox("Queue", round_names, key="ann_round")
 study_round = next((r for r in my_rounds if r.name == round_name), None)
 if study_round is not None:
-    queue = [q.image_id for q in rater_queue(labels_store, study_round, account.name)]
+    order, scores = "round", None
     if study_round.blind:
         top[1].caption("Blind round: the model and other raters are hidden.")
+    elif top[1].toggle("Least sure first", key="ann_uncertain", help="By the model's grade"):
+        order = "uncertainty"
+        scores = {
+            i: prediction_uncertainty(labels_store.latest_prediction(i))
+            for i in study_round.image_ids
+        }
+    queue = [
+        q.image_id
+        for q in rater_queue(
+            labels_store, study_round, account.name, order=order, uncertainty=scores
+        )
+    ]
 else:
     queue = [i.id for i in labels_store.list_images(dataset.id)]
 if not queue:
@@ -147,6 +160,7 @@ with right:
         default=last.devita if last else None,
         key=f"ann_devita_{image_id}",
     )
+    grade_shortcuts(f"ann_devita_{image_id}", "de Vita", ("0", "1", "2", "3"))
     if devita is not None:
         st.caption(f"de Vita {devita}: {DEVITA_GRADES[devita]}")
     omeract = st.segmented_control(
@@ -154,6 +168,9 @@ with right:
         [0, 1, 2, 3],
         default=last.omeract if last else None,
         key=f"ann_omeract_{image_id}",
+    )
+    grade_shortcuts(
+        f"ann_omeract_{image_id}", "OMERACT", ("shift+0", "shift+1", "shift+2", "shift+3")
     )
     if omeract is not None:
         st.caption(f"OMERACT {omeract}: {OMERACT_GRADES[omeract]}")

@@ -136,3 +136,23 @@ def leave_guard(dirty: bool) -> None:
         else "window.parent.onbeforeunload = null;"
     )
     st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
+
+
+def grade_shortcuts(widget_key: str, label: str, keys: tuple[str, ...]) -> None:
+    """Small buttons with keyboard shortcuts that set the grade control ``widget_key`` to 0-3
+    (the segmented control itself takes no shortcut)."""
+
+    def choose(grade: int) -> None:
+        st.session_state[widget_key] = grade
+
+    cols = st.columns(len(keys))
+    for grade, (col, key) in enumerate(zip(cols, keys, strict=True)):
+        col.button(
+            str(grade),
+            key=f"{widget_key}_key{grade}",
+            shortcut=key,
+            on_click=choose,
+            args=(grade,),
+            type="tertiary",
+            help=f"{label} {grade} ({key})",
+        )

@@ -114,3 +114,12 @@ def test_a_viewer_cannot_annotate(demo_env):
     at.session_state["rater"] = "vic"
     at.switch_page("pages/annotate.py").run()
     assert any("view but not annotate" in w.value for w in at.warning)
+
+
+def test_grade_shortcut_buttons_set_the_grade(demo_env):
+    """The shortcut button for de Vita 3 selects grade 3 and shows its definition."""
+    at = _annotate()
+    image_id = at.session_state["ann_image_id"]
+    at.button(key=f"ann_devita_{image_id}_key3").click().run()
+    assert at.session_state[f"ann_devita_{image_id}"] == 3
+    assert any("de Vita 3:" in c.value for c in at.caption)
