@@ -9,7 +9,9 @@ from sgus_core.review import (
     REFERENCE_KAPPAS,
     available_sources,
     compare,
+    metadata_values,
     rater_matrix,
+    restrict,
 )
 from sgus_core.review_figures import (
     bland_altman_figure,
@@ -19,7 +21,7 @@ from sgus_core.review_figures import (
     roc_figure,
 )
 from sgus_core.store.schema import GLANDS, SIDES
-from sgus_ui.state import page_dataset, store
+from sgus_ui.state import page_dataset, store, thumbnail_data_uri
 
 labels_store = store()
 st.title("Review")
@@ -31,21 +33,29 @@ if len(sources) < 2:
     )
     st.stop()
 labels = [s.label for s in sources]
-cols = st.columns([2, 2, 1, 1])
+cols = st.columns([2, 2, 1, 1, 1, 2])
 a_label = cols[0].selectbox("Source A (reference)", labels, key="rev_a")
 b_default = next((i for i, s in enumerate(sources) if s.kind == "model"), 1)
 b_label = cols[1].selectbox("Source B", labels, index=b_default, key="rev_b")
 gland = cols[2].selectbox("Gland", ["any", *GLANDS], key="rev_gland")
 side = cols[3].selectbox("Side", ["any", *SIDES], key="rev_side")
+grade = cols[4].selectbox("Grade (A)", ["any", 0, 1, 2, 3], key="rev_grade")
+all_images = labels_store.list_images(dataset.id)
+meta_values = sorted(metadata_values(all_images))
+meta = cols[5].selectbox("Metadata (e.g. centre)", ["any", *meta_values], key="rev_meta")
 a = sources[labels.index(a_label)]
 b = sources[labels.index(b_label)]
 images = [
     i
-    for i in labels_store.list_images(dataset.id)
-    if gland in ("any", i.gland) and side in ("any", i.side)
+    for i in all_images
+    if gland in ("any", i.gland)
+    and side in ("any", i.side)
+    and (meta == "any" or meta in metadata_values([i]))
 ]
 with st.spinner("Comparing..."):
     comparison = compare(labels_store, dataset.id, a, b, images=images)
+    if grade != "any":
+        comparison = restrict(comparison, comparison.per_image["grade_a"] == grade)
 summary = comparison.summary
 if summary["n"] == 0:
     st.warning("The two sources share no labelled image in this selection.")
@@ -83,9 +93,14 @@ if kappas:
 st.markdown("#### Worst cases")
 worst = comparison.per_image.sort_values("iou").head(12).copy()
 worst["open"] = [f"/?image={i}" for i in worst["image_id"]]
+worst["thumbnail"] = [thumbnail_data_uri(i) for i in worst["image_id"]]
 st.dataframe(
-    worst[["image", "iou", "dice", "hd95", "grade_a", "grade_b", "open"]],
-    column_config={"open": st.column_config.LinkColumn("open in Browse", display_text="open")},
+    worst[["thumbnail", "image", "iou", "dice", "hd95", "grade_a", "grade_b", "open"]],
+    column_config={
+        "open": st.column_config.LinkColumn("open in Browse", display_text="open"),
+        "thumbnail": st.column_config.ImageColumn("frame"),
+    },
+    row_height=60,
     hide_index=True,
     key="rev_worst",
 )

@@ -247,6 +247,17 @@ def summarize(table: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def restrict(comparison: Comparison, keep) -> Comparison:
+    """The comparison over a subset of its rows (a boolean Series), figures recomputed."""
+    table = comparison.per_image[keep].reset_index(drop=True)
+    return Comparison(comparison.a, comparison.b, table, summarize(table))
+
+
+def metadata_values(images: list[ImageRecord]) -> set[str]:
+    """``"column=value"`` strings of the metadata columns imported with the images (centre...)."""
+    return {f"{k}={v}" for image in images for k, v in image.meta.get("csv", {}).items()}
+
+
 def rater_matrix(
     store: LabelStore, dataset_id: int, sources: list[Source]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

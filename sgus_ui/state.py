@@ -210,3 +210,20 @@ def page_dataset() -> Dataset:
         st.info("The labels store has no dataset yet. Run `sgus demo` or `sgus import DIR` first.")
         st.stop()
     return dataset
+
+
+def thumbnail_data_uri(image_id: int) -> str:
+    """A ``data:`` URI of an image's thumbnail (with its latest outline), for image table cells."""
+    import base64
+
+    from sgus_core.browsing import ensure_thumbnail
+    from sgus_core.store import BrowseRow
+
+    labels_store = store()
+    image = labels_store.get_image(image_id)
+    row = BrowseRow(image, None, None, None, None)
+    try:
+        data = ensure_thumbnail(labels_store, thumbnail_cache(), row).read_bytes()
+    except SgusError:
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")

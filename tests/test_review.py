@@ -101,3 +101,38 @@ def test_review_page_shows_agreement_on_the_demo(demo):
     assert not at.exception, at.exception
     assert at.title[0].value == "Review"
     assert any(m.label == "Mean IoU" for m in at.metric)
+
+
+def test_evaluate_json_agrees_with_the_review_comparison(demo, tmp_path):
+    """`sgus evaluate`'s figures equal the Review comparison of the same model and reference."""
+    import json
+
+    from sgus_core.evaluation import evaluate_dataset
+    from sgus_core.nets import build_model
+    from sgus_core.prediction_service import predict_dataset
+
+    store, ds = demo
+    models = tmp_path / "models"
+    models.mkdir()
+    build_model("unet", input_shape=(64, 96, 1), base_filters=4, depth=2).save(
+        models / "tiny.keras"
+    )
+    card = {"name": "tiny", "task": "segment", "architecture": "unet", "input_shape": [64, 96, 1]}
+    (models / "tiny.json").write_text(json.dumps(card))
+    predict_dataset(store, "demo", models, model="tiny")
+    result = evaluate_dataset(store, "demo", "tiny", reference="reference")
+    page = compare(store, ds.id, Source("rater", "reference"), Source("model", "tiny"))
+    assert result["n"] == page.summary["n"] == 8
+    assert result["iou_mean"] == pytest.approx(page.summary["iou_mean"])
+    assert result["dice_mean"] == pytest.approx(page.summary["dice_mean"])
+
+
+def test_grade_filter_restricts_the_figures(demo):
+    """Restricting to source A's grade 0 keeps only those rows and recomputes the summary."""
+    from sgus_core.review import restrict
+
+    store, ds = demo
+    full = compare(store, ds.id, Source("rater", "reference"), Source("rater", "simulated-rater-A"))
+    zero = restrict(full, full.per_image["grade_a"] == 0)
+    assert set(zero.per_image["grade_a"]) == {0}
+    assert zero.summary["n"] == (full.per_image["grade_a"] == 0).sum()
