@@ -1,0 +1,93 @@
+"""`sgus predict`, `sgus evaluate --json` and `sgus bench --json` as CLI.md promises them."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from sgus_core.cli import main
+from sgus_core.phantom import generate_frame, write_dataset
+
+
+@pytest.fixture
+def tiny_models(tmp_path, monkeypatch):
+    """A models folder with a tiny untrained U-Net as the default segmenter."""
+    from sgus_core.nets import build_model
+
+    models = tmp_path / "models"
+    models.mkdir()
+    build_model("unet", input_shape=(64, 96, 1), base_filters=4, depth=2).save(
+        models / "tiny.keras"
+    )
+    card = {
+        "name": "tiny", "task": "segment", "architecture": "unet",
+        "input_shape": [64, 96, 1], "gflops": 0.01,
+    }  # fmt: skip
+    (models / "tiny.json").write_text(json.dumps(card))
+    (models / "default.json").write_text(json.dumps({"segment": "tiny"}))
+    monkeypatch.setenv("SGUS_MODELS_DIR", str(models))
+    monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    return models
+
+
+def test_predict_writes_masks_overlays_contours_csv_and_video(tmp_path, tiny_models):
+    """Files, folders and a video give one mask, overlay and contour per frame, the CSV and an MP4."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for seed in (1, 2):
+        frame = generate_frame(seed)
+        cv2.imwrite(str(folder / f"f{seed}.png"), frame.image)
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
+    for _ in range(3):
+        writer.write(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    writer.release()
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), str(video), "--out", str(out), "--batch", "2"]) == 0
+    stems = {"f1", "f2", "clip_00000", "clip_00001", "clip_00002"}
+    assert {p.stem for p in (out / "masks").glob("*.png")} == stems
+    assert {p.stem for p in (out / "overlays").glob("*.png")} == stems
+    assert {p.stem for p in (out / "contours").glob("*.txt")} == stems
+    mask = cv2.imread(str(out / "masks" / "f1.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == generate_frame(1).image.shape and set(np.unique(mask)) <= {0, 255}
+    with (out / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:8] == ["image", "model", "grade", "p0", "p1", "p2", "p3", "area_px"]
+    assert len(rows) == 5 and rows[0]["model"] == "tiny"
+    assert (out / "clip_overlay.mp4").stat().st_size > 0
+
+
+def test_evaluate_json_has_the_contract_keys(tmp_path, tiny_models, capsys):
+    """`sgus evaluate --json` prints one object with every CLI.md key."""
+    folder = tmp_path / "set"
+    write_dataset(folder, 1, 9_000)
+    assert (
+        main(["import", str(folder), "--labels", str(folder / "labels.csv"), "--dataset", "s"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["evaluate", "--dataset", "s", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in (
+        "n",
+        "iou_mean",
+        "dice_mean",
+        "grade_accuracy",
+        "kappa_quadratic",
+        "auc_per_grade",
+        "per_image",
+    ):
+        assert key in result
+    assert result["n"] == 4 and len(result["auc_per_grade"]) == 4
+
+
+def test_bench_json_has_the_contract_shape(tiny_models, capsys):
+    """`sgus bench --json` reports the peak, the default model and one row per model."""
+    assert main(["bench", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["peak_gflops"] > 0 and result["default_model"] == "tiny"
+    (row,) = result["models"]
+    assert set(row) == {"name", "runtime", "gflops", "batch", "images_per_s", "fraction_of_peak"}
