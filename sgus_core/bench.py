@@ -3,10 +3,16 @@
 The peak is the best of several large float32 matrix multiplications (numpy's BLAS on all cores:
 2 n^3 FLOPs each). A model's throughput is the median images/s over repeated timed batches after a
 warm-up; its fraction of peak is images/s x GFLOPs per image / peak GFLOP/s.
+
+Every model is measured on every runtime it can run on (Keras/TensorFlow, and ONNX Runtime and
+OpenVINO on its ``.onnx`` copy); its row reports the fastest, and ``runtimes`` keeps them all.
+``record=True`` writes the fastest into each model card (``"runtime"``), which is what
+``load_model(..., runtime="auto")`` then uses.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -14,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sgus_core.errors import ModelError
 from sgus_core.inference import load_model, read_card
 from sgus_core.model_training import default_model_names
 
@@ -59,19 +66,64 @@ def benchmark_model(model, gflops: float, peak: float, *, batch: int = 1, second
     }
 
 
-def run_bench(models_dir: Path, *, batch: int = 1, seconds: float = 3.0, progress=None) -> dict:
-    """Peak and every model's throughput in CLI.md's ``sgus bench --json`` shape."""
+def _runtimes(models_dir: Path, name: str) -> tuple[str, ...]:
+    if not (Path(models_dir) / f"{name}.onnx").is_file():
+        return ("keras",)
+    return ("keras", "onnx", "openvino")
+
+
+def run_bench(
+    models_dir: Path,
+    *,
+    batch: int = 1,
+    seconds: float = 3.0,
+    progress=None,
+    record: bool = False,
+    names: list[str] | None = None,
+) -> dict:
+    """Peak and every model's throughput in CLI.md's ``sgus bench --json`` shape.
+
+    Each row is the model on its fastest runtime, plus ``runtimes`` ({runtime: images/s}, every
+    runtime measured) and ``unavailable`` ({runtime: why} for those that could not load).
+    ``names`` limits the run to those models; ``record`` writes each fastest runtime into its
+    model card.
+    """
     peak = measure_peak_gflops()
-    names = sorted(p.stem for p in Path(models_dir).glob("*.json") if p.stem != "default")
-    rows = []
-    for done, name in enumerate(names, start=1):
+    models_dir = Path(models_dir)
+    names = names or sorted(p.stem for p in models_dir.glob("*.json") if p.stem != "default")
+    jobs = [(name, runtime) for name in names for runtime in _runtimes(models_dir, name)]
+    measured: dict[str, dict[str, dict]] = {name: {} for name in names}
+    unavailable: dict[str, dict[str, str]] = {name: {} for name in names}
+    for done, (name, runtime) in enumerate(jobs, start=1):
         card = read_card(models_dir, name)
-        model = load_model(name, models_dir)
-        rows.append(
-            benchmark_model(model, float(card["gflops"]), peak, batch=batch, seconds=seconds)
-        )
+        try:
+            model = load_model(name, models_dir, runtime=runtime)
+        except ModelError as exc:
+            unavailable[name][runtime] = str(exc)
+        else:
+            measured[name][runtime] = benchmark_model(
+                model, float(card["gflops"]), peak, batch=batch, seconds=seconds
+            )
+            del model
         if progress:
-            progress(done, len(names))
+            progress(done, len(jobs))
+    rows = []
+    for name in names:
+        if not measured[name]:
+            raise ModelError(f"{name} could not be loaded by any runtime: {unavailable[name]}")
+        best = max(measured[name].values(), key=lambda row: row["images_per_s"])
+        rows.append(
+            best
+            | {
+                "runtimes": {rt: row["images_per_s"] for rt, row in measured[name].items()},
+                "unavailable": unavailable[name],
+            }
+        )
+        if record:
+            path = models_dir / f"{name}.json"
+            card = json.loads(path.read_text(encoding="utf-8"))
+            card["runtime"] = best["runtime"]
+            path.write_text(json.dumps(card, indent=2), encoding="utf-8")
     return {
         "peak_gflops": round(peak, 1),
         "default_model": default_model_names(models_dir).get("segment", ""),

@@ -1,5 +1,5 @@
 """Inference: the Segmenter/Grader seam, pre/post-processing, runtimes (Keras, ONNX Runtime,
-Deep SGUS frozen graph)."""
+OpenVINO, Deep SGUS frozen graph)."""
 
 from sgus_core.inference.export import export_accelerated
 from sgus_core.inference.segmenter import (

@@ -1,8 +1,9 @@
 """The accelerated CPU runtime: an ONNX copy of each Keras model, verified against Keras.
 
 Measured on this project's 2-core CPU (U-Net 8/4 at 192x256, batch 1, median of 30): ONNX Runtime
-19 ms against TensorFlow/Keras 25 ms per frame, outputs equal to 3e-6. ONNX Runtime is therefore
-the default runtime when a model has its ``.onnx`` copy; Keras stays the fallback.
+19 ms against TensorFlow/Keras 25 ms per frame, outputs equal to 3e-6. The copy is also what
+OpenVINO runs; which of the two is faster depends on the model (``sgus bench`` measures both and
+``--record`` keeps the faster in the card). Keras stays the fallback.
 """
 
 from __future__ import annotations

@@ -2,17 +2,21 @@
 
 A prediction travels: frame -> FOV crop -> ``processing.preprocess`` -> backend forward pass ->
 ``processing.probability_in_frame`` / ``postprocess`` -> :class:`Prediction`. Backends: Keras
-(the shipped ``.keras`` files), ONNX Runtime (the accelerated copy written at training time, used
-when present), and the Deep SGUS TensorFlow-1 frozen graph (``frozen_graph.py``).
+(the shipped ``.keras`` files), ONNX Runtime and OpenVINO (both run the ``.onnx`` copy written at
+training time), and the Deep SGUS TensorFlow-1 frozen graph (``frozen_graph.py``). ``auto`` takes
+the runtime the model card names as fastest on this kind of machine (``sgus bench --record``
+measures and writes it), else ONNX Runtime when the copy exists, else Keras.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,7 +25,8 @@ from sgus_core.errors import ModelError
 from sgus_core.imaging import Frame, Rect
 from sgus_core.inference import processing
 
-RUNTIMES = ("auto", "keras", "onnx")
+RUNTIMES = ("auto", "keras", "onnx", "openvino")
+ACCELERATED_RUNTIMES = ("onnx", "openvino")  # both run the .onnx copy
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,48 @@ class OnnxModel(KerasModel):
         return self._session.run(None, {self._input: batch.astype(np.float32)})[0]
 
 
+class OpenVinoModel(KerasModel):
+    """The ``.onnx`` copy compiled by OpenVINO for the CPU (latency hint, float32 precision).
+
+    OpenVINO runs fastest on static shapes, so the network is compiled once per batch size it
+    meets; a lock keeps concurrent callers (Streamlit sessions share a cached model) apart.
+    """
+
+    runtime = "openvino"
+
+    def __init__(self, path: Path, card: dict) -> None:
+        self._describe(path, card)
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise ModelError("OpenVINO is not installed (pip install openvino).") from exc
+        self._core = ov.Core()
+        self._compiled: dict[int, tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
+        self._compile(1)  # fail here, at load time, on a file OpenVINO cannot read
+
+    def _compile(self, batch: int) -> tuple[Any, Any]:
+        if batch not in self._compiled:
+            try:
+                network = self._core.read_model(str(self.path))
+                network.reshape({network.inputs[0].get_any_name(): (batch, *self.input_shape)})
+                compiled = self._core.compile_model(
+                    network,
+                    "CPU",
+                    {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
+                )
+            except Exception as exc:  # openvino raises RuntimeError subclasses of its own
+                raise ModelError(f"{self.path.name} cannot be loaded by OpenVINO: {exc}") from exc
+            self._compiled[batch] = (compiled, compiled.create_infer_request())
+        return self._compiled[batch]
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            compiled, request = self._compile(len(batch))
+            result = request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+            return np.array(result[compiled.outputs[0]])
+
+
 def read_card(models_dir: Path, name: str) -> dict:
     """The model card of ``name`` in ``models_dir``.
 
@@ -138,7 +185,9 @@ def read_card(models_dir: Path, name: str) -> dict:
 def load_model(name: str, models_dir: Path, *, runtime: str = "auto"):
     """Load a shipped or trained model by name with the fastest runtime available.
 
-    ``auto`` uses the ONNX copy when it exists, else Keras. A name ending in ``.pb`` (a path) or a
+    ``auto`` uses the runtime the card names (``"runtime"``, written by ``sgus bench --record``)
+    on the ``.onnx`` copy, ONNX Runtime when the card names none, Keras when there is no copy
+    (and ONNX Runtime when the card names OpenVINO but it is not installed). A name ending in ``.pb`` (a path) or a
     ``<name>.pb`` in the models folder loads a Deep SGUS TensorFlow-1 frozen graph.
 
     Raises:
@@ -153,10 +202,18 @@ def load_model(name: str, models_dir: Path, *, runtime: str = "auto"):
         return FrozenGraphSegmenter(graph)
     card = read_card(models_dir, name)
     onnx_path = Path(models_dir) / f"{name}.onnx"
-    if runtime == "onnx" or (runtime == "auto" and onnx_path.is_file()):
+    if runtime == "auto":
+        preferred = card.get("runtime")
+        runtime = "keras"
+        if onnx_path.is_file():
+            runtime = preferred if preferred in ACCELERATED_RUNTIMES else "onnx"
+        if runtime == "openvino" and importlib.util.find_spec("openvino") is None:
+            runtime = "onnx"
+    if runtime in ACCELERATED_RUNTIMES:
         if not onnx_path.is_file():
             raise ModelError(f"{name} has no ONNX copy ({onnx_path.name}).")
-        return OnnxModel(onnx_path, card)
+        backend = OpenVinoModel if runtime == "openvino" else OnnxModel
+        return backend(onnx_path, card)
     return KerasModel(Path(models_dir) / f"{name}.keras", card)
 
 
