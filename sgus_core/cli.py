@@ -145,10 +145,21 @@ def _parse_options(pairs: list[str] | None) -> dict | None:
     return options
 
 
+def _input_size(text: str) -> tuple[int, int]:
+    """``"96x128"`` -> (96, 128); a bad value is a one-line usage error."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not HEIGHTxWIDTH in pixels, e.g. 96x128")
+    return int(parts[0]), int(parts[1])
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.model_training import train_from_store
+    from sgus_core.training import training_device
 
     show = not args.json
+    if show:
+        print(f"training on {training_device()}", file=sys.stderr)
     with _store(settings) as store, progress_bar("loading frames", enabled=show) as loading:
         bar = None
 
@@ -177,6 +188,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                 rater=args.rater,
                 target=args.target,
                 model_options=_parse_options(args.option),
+                input_size=args.input_size,
                 load_progress=loading,
                 epoch_progress=on_epoch,
             )
@@ -262,17 +274,35 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.bench import run_bench
 
     with progress_bar("bench", enabled=not args.json) as bar:
-        result = run_bench(settings.models_dir, batch=args.batch, progress=bar)
+        result = run_bench(
+            settings.models_dir,
+            batch=args.batch,
+            progress=bar,
+            record=args.record,
+            names=args.model or None,
+        )
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"float32 peak: {result['peak_gflops']} GFLOP/s; default model {result['default_model']}")
-    print(f"{'model':<16}{'runtime':<9}{'GFLOPs':>8}{'batch':>7}{'images/s':>10}{'of peak':>9}")
+    runtimes = ("keras", "onnx", "openvino")
+    print(
+        f"{'model':<16}{'fastest':<10}{'GFLOPs':>8}{'batch':>7}{'images/s':>10}{'of peak':>9}"
+        + "".join(f"{rt:>10}" for rt in runtimes)
+    )
     for row in result["models"]:
-        print(
-            f"{row['name']:<16}{row['runtime']:<9}{row['gflops']:>8.2f}{row['batch']:>7}"
-            f"{row['images_per_s']:>10.1f}{row['fraction_of_peak']:>9.1%}"
+        others = "".join(
+            f"{row['runtimes'][rt]:>10.1f}" if rt in row["runtimes"] else f"{'-':>10}"
+            for rt in runtimes
         )
+        print(
+            f"{row['name']:<16}{row['runtime']:<10}{row['gflops']:>8.2f}{row['batch']:>7}"
+            f"{row['images_per_s']:>10.1f}{row['fraction_of_peak']:>9.1%}{others}"
+        )
+        for runtime, why in row["unavailable"].items():
+            print(f"  {runtime} unavailable: {why}")
+    if args.record:
+        print(f"recorded each model's fastest runtime in its card in {settings.models_dir}")
     return 0
 
 
@@ -426,6 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="architecture option, e.g. base_filters=8 or growth_rate=4 (repeatable)",
     )
+    p.add_argument(
+        "--input-size",
+        type=_input_size,
+        metavar="HxW",
+        help="network input in pixels, e.g. 96x128 (default: the architecture's; "
+        "segmenters need multiples of 32)",
+    )
     p.add_argument("--json", action="store_true", help="print the model card as JSON")
     p.set_defaults(func=cmd_train)
 
@@ -462,6 +499,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="float32 peak and each shipped model's throughput")
     p.add_argument("--json", action="store_true")
     p.add_argument("--batch", type=int, default=1, metavar="N", help="images per forward pass")
+    p.add_argument(
+        "--model", action="append", metavar="NAME", help="measure only this model (repeatable)"
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="write each model's fastest runtime into its model card (used from then on)",
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("phantoms", help="write a synthetic (phantom) SGUS dataset to a folder")

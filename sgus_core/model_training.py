@@ -103,10 +103,14 @@ def train_from_store(
     target: str = "devita",
     seed: int = 0,
     model_options: dict[str, Any] | None = None,
+    input_size: tuple[int, int] | None = None,
     load_progress: Progress | None = None,
     epoch_progress: Callable[[int, int, dict], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or fine-tune with ``from_model``) a model on a dataset; returns its model card.
+
+    ``input_size`` (H, W) overrides the architecture's default input size (the channels stay the
+    architecture's); a fine-tuned model keeps its own.
 
     Raises:
         ModelError: unknown task or architecture, too little data, or a bad ``from_model``.
@@ -127,31 +131,25 @@ def train_from_store(
             start = models_dir / f"{from_model}.keras"
         if not start.is_file():
             raise ModelError(f"No model to fine-tune at {start}.")
+    input_shape = None
+    if input_size is not None:
+        from sgus_core.nets import DEFAULT_INPUT_SHAPES
+
+        default_arch = training.DEFAULT_SEGMENTER if task == "segment" else training.DEFAULT_GRADER
+        channels = DEFAULT_INPUT_SHAPES.get(arch or default_arch, (0, 0, 1))[2]
+        input_shape = (int(input_size[0]), int(input_size[1]), channels)
     options: dict[str, Any] = {
+        "input_shape": input_shape,
         "epochs": epochs or DEFAULT_EPOCHS[task],
         "seed": seed,
         "from_model": start,
         "progress": epoch_progress,
         "model_options": model_options,
     }
-    if task == "segment":
-        result = training.train_segmenter(
-            samples, arch=arch or training.DEFAULT_SEGMENTER, **options
-        )
-    else:
-        design = arch or training.DEFAULT_GRADER
-        segmenter = None
-        if design == "grader_crop" and any(s.mask is None for s in samples):
-            name = default_model_names(models_dir).get("segment")
-            if not name:
-                raise ModelError(
-                    "Some frames have no mask and there is no default segmenter to outline them; "
-                    "train one first (`sgus train segment`)."
-                )
-            segmenter = training.load_model(models_dir / f"{name}.keras")
-        result = training.train_grader(
-            samples, design=design, target=target, segmenter=segmenter, **options
-        )
+    try:
+        result = _train(training, task, samples, arch, target, models_dir, options)
+    except ValueError as exc:  # a bad architecture option or input size
+        raise ModelError(str(exc)) from exc
     name = out or f"{result.architecture}-{dataset}"
     if store.get_model(name) is not None:
         raise ModelError(f"A model named {name!r} exists already; choose another with --out.")
@@ -165,3 +163,23 @@ def train_from_store(
         name, task=task, architecture=result.architecture, path=str(weights), card=card
     )
     return card
+
+
+def _train(training, task, samples, arch, target, models_dir, options):
+    """Run the task's trainer; the crop grader outlines unmasked frames with the default
+    segmenter."""
+    if task == "segment":
+        return training.train_segmenter(samples, arch=arch or training.DEFAULT_SEGMENTER, **options)
+    design = arch or training.DEFAULT_GRADER
+    segmenter = None
+    if design == "grader_crop" and any(s.mask is None for s in samples):
+        name = default_model_names(models_dir).get("segment")
+        if not name:
+            raise ModelError(
+                "Some frames have no mask and there is no default segmenter to outline them; "
+                "train one first (`sgus train segment`)."
+            )
+        segmenter = training.load_model(models_dir / f"{name}.keras")
+    return training.train_grader(
+        samples, design=design, target=target, segmenter=segmenter, **options
+    )

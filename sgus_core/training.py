@@ -1169,6 +1169,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def training_device() -> str:
+    """What TensorFlow trains on here: ``"GPU (<name>)"`` when it sees one (a CUDA build of
+    TensorFlow on a machine with a GPU places every layer there by itself), else
+    ``"CPU (<n> cores)"``."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU ({details.get('device_name', gpus[0].name)})"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
 def _card(result: TrainResult, name: str, weights_dtype: str, file_bytes: int) -> dict[str, Any]:
     import tensorflow as tf
 
@@ -1204,6 +1217,7 @@ def _card(result: TrainResult, name: str, weights_dtype: str, file_bytes: int) -
         "file_bytes": file_bytes,
         "fine_tuned_from": result.fine_tuned_from,
         "train_seconds": round(result.seconds, 1),
+        "trained_on": training_device(),
     }
     if result.task == "segment":
         card["threshold"] = THRESHOLD

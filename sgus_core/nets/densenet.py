@@ -5,7 +5,9 @@ BN-ReLU-Conv3x3-Dropout(0.2) layers, each adding ``growth_rate`` channels; trans
 BN-ReLU-Conv1x1-Dropout + 2x2 max-pool; transition up = 3x3 stride-2 transposed convolution of
 only the *new* feature maps of the block below, concatenated with the skip connection. On the up
 path a dense block passes on only its new maps, except the last one, whose whole stack feeds the
-1x1 classifier.
+1x1 classifier. Batch normalisation keeps its running statistics with momentum 0.9 (Lasagne's
+alpha 0.1 in the reference code), not Keras's 0.99: with a few hundred small batches the slower
+average lags the weights so far that validation IoU collapses while training IoU climbs.
 
 | model          | layers per dense block (down ... bottleneck ... up) | growth |
 |----------------|-----------------------------------------------------|--------|
@@ -26,10 +28,11 @@ from sgus_core.nets._layers import check_input_shape, sigmoid_head
 DEFAULT_INPUT_SHAPE = (192, 256, 1)
 STEM_FILTERS = 48
 DROPOUT = 0.2
+BN_MOMENTUM = 0.9
 
 
 def _bn_relu_conv(x, filters: int, kernel_size: int, dropout: float, name: str):
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     x = layers.Activation("relu", name=f"{name}_relu")(x)
     x = layers.Conv2D(
         filters, kernel_size, padding="same", kernel_initializer="he_uniform", name=f"{name}_conv"
