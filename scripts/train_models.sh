@@ -26,5 +26,5 @@ dense=(--input-size 96x128 --option growth_rate=4 --option stem_filters=16 --opt
 train fcdensenet56 segment fcdensenet56 20 "${dense[@]}"
 train fcdensenet67 segment fcdensenet67 16 "${dense[@]}"
 train fcdensenet103 segment fcdensenet103 20 "${dense[@]}"
-# Measure every runtime (Keras, ONNX Runtime, OpenVINO) and record each model's fastest.
-$SGUS bench --record
+# Measure every runtime (Keras, ONNX Runtime, OpenVINO), medians of 3 rounds; record the fastest.
+$SGUS bench --record --rounds 3

@@ -43,8 +43,9 @@ def _seconds(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def benchmark_model(model, gflops: float, peak: float, *, batch: int = 1, seconds: float = 3.0):
-    """Throughput of a loaded model at ``batch`` (median over ~``seconds`` of timed runs)."""
+def images_per_second(model, *, batch: int = 1, seconds: float = 3.0) -> float:
+    """Median images/s of a loaded model at ``batch`` over ~``seconds`` of timed runs (at least
+    10), after 3 warm-up runs."""
     shape = (batch, *model.input_shape)
     x = np.random.default_rng(1).random(shape, dtype=np.float32)
     grade = model.card.get("task") == "grade"
@@ -55,15 +56,7 @@ def benchmark_model(model, gflops: float, peak: float, *, batch: int = 1, second
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(rates) < 10:
         rates.append(batch / _seconds(lambda: forward(x)))
-    images_per_s = statistics.median(rates)
-    return {
-        "name": model.name,
-        "runtime": model.runtime,
-        "gflops": round(gflops, 3),
-        "batch": batch,
-        "images_per_s": round(images_per_s, 1),
-        "fraction_of_peak": round(images_per_s * gflops / peak, 3),
-    }
+    return statistics.median(rates)
 
 
 def _runtimes(models_dir: Path, name: str) -> tuple[str, ...]:
@@ -80,49 +73,62 @@ def run_bench(
     progress=None,
     record: bool = False,
     names: list[str] | None = None,
+    rounds: int = 1,
 ) -> dict:
     """Peak and every model's throughput in CLI.md's ``sgus bench --json`` shape.
 
     Each row is the model on its fastest runtime, plus ``runtimes`` ({runtime: images/s}, every
     runtime measured) and ``unavailable`` ({runtime: why} for those that could not load).
     ``names`` limits the run to those models; ``record`` writes each fastest runtime into its
-    model card.
+    model card. With ``rounds`` > 1 the peak and every model x runtime are measured that many
+    times, interleaved, and the medians reported (a shared machine's noise moves single runs by
+    tens of per cent).
     """
-    peak = measure_peak_gflops()
     models_dir = Path(models_dir)
     names = names or sorted(p.stem for p in models_dir.glob("*.json") if p.stem != "default")
+    cards = {name: read_card(models_dir, name) for name in names}
     jobs = [(name, runtime) for name in names for runtime in _runtimes(models_dir, name)]
-    measured: dict[str, dict[str, dict]] = {name: {} for name in names}
+    loaded: dict[tuple[str, str], object] = {}
+    rates: dict[tuple[str, str], list[float]] = {}
     unavailable: dict[str, dict[str, str]] = {name: {} for name in names}
-    for done, (name, runtime) in enumerate(jobs, start=1):
-        card = read_card(models_dir, name)
-        try:
-            model = load_model(name, models_dir, runtime=runtime)
-        except ModelError as exc:
-            unavailable[name][runtime] = str(exc)
-        else:
-            measured[name][runtime] = benchmark_model(
-                model, float(card["gflops"]), peak, batch=batch, seconds=seconds
-            )
-            del model
-        if progress:
-            progress(done, len(jobs))
+    peaks = []
+    for round_index in range(max(1, rounds)):
+        peaks.append(measure_peak_gflops())
+        for done, (name, runtime) in enumerate(jobs, start=1):
+            if (name, runtime) not in loaded and runtime not in unavailable[name]:
+                try:
+                    loaded[name, runtime] = load_model(name, models_dir, runtime=runtime)
+                except ModelError as exc:
+                    unavailable[name][runtime] = str(exc)
+            if (name, runtime) in loaded:
+                rate = images_per_second(loaded[name, runtime], batch=batch, seconds=seconds)
+                rates.setdefault((name, runtime), []).append(rate)
+            if progress:
+                progress(round_index * len(jobs) + done, max(1, rounds) * len(jobs))
+    peak = statistics.median(peaks)
     rows = []
     for name in names:
-        if not measured[name]:
+        measured = {rt: statistics.median(r) for (n, rt), r in rates.items() if n == name}
+        if not measured:
             raise ModelError(f"{name} could not be loaded by any runtime: {unavailable[name]}")
-        best = max(measured[name].values(), key=lambda row: row["images_per_s"])
+        runtime = max(measured, key=measured.get)
+        gflops = float(cards[name]["gflops"])
         rows.append(
-            best
-            | {
-                "runtimes": {rt: row["images_per_s"] for rt, row in measured[name].items()},
+            {
+                "name": name,
+                "runtime": runtime,
+                "gflops": round(gflops, 3),
+                "batch": batch,
+                "images_per_s": round(measured[runtime], 1),
+                "fraction_of_peak": round(measured[runtime] * gflops / peak, 3),
+                "runtimes": {rt: round(v, 1) for rt, v in measured.items()},
                 "unavailable": unavailable[name],
             }
         )
         if record:
             path = models_dir / f"{name}.json"
             card = json.loads(path.read_text(encoding="utf-8"))
-            card["runtime"] = best["runtime"]
+            card["runtime"] = runtime
             path.write_text(json.dumps(card, indent=2), encoding="utf-8")
     return {
         "peak_gflops": round(peak, 1),

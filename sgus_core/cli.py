@@ -280,6 +280,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             progress=bar,
             record=args.record,
             names=args.model or None,
+            rounds=args.rounds,
         )
     if args.json:
         print(json.dumps(result))
@@ -501,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, metavar="N", help="images per forward pass")
     p.add_argument(
         "--model", action="append", metavar="NAME", help="measure only this model (repeatable)"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure everything N times, interleaved, and report medians (default 1)",
     )
     p.add_argument(
         "--record",

@@ -126,7 +126,7 @@ def test_bench_record_makes_the_fastest_runtime_the_default(tiny_accelerated, ca
     loading the model with runtime "auto" then uses it."""
     from sgus_core.inference import load_model
 
-    assert main(["bench", "--json", "--record"]) == 0
+    assert main(["bench", "--json", "--record", "--rounds", "2"]) == 0
     (row,) = json.loads(capsys.readouterr().out)["models"]
     assert set(row["runtimes"]) == {"keras", "onnx", "openvino"}
     assert row["images_per_s"] == max(row["runtimes"].values())

@@ -186,9 +186,9 @@ def load_model(name: str, models_dir: Path, *, runtime: str = "auto"):
     """Load a shipped or trained model by name with the fastest runtime available.
 
     ``auto`` uses the runtime the card names (``"runtime"``, written by ``sgus bench --record``)
-    on the ``.onnx`` copy, ONNX Runtime when the card names none, Keras when there is no copy
-    (and ONNX Runtime when the card names OpenVINO but it is not installed). A name ending in ``.pb`` (a path) or a
-    ``<name>.pb`` in the models folder loads a Deep SGUS TensorFlow-1 frozen graph.
+    on the ``.onnx`` copy, ONNX Runtime when the card names none (or names OpenVINO and it is not
+    installed), Keras when there is no copy. A name ending in ``.pb`` (a path) or a ``<name>.pb``
+    in the models folder loads a Deep SGUS TensorFlow-1 frozen graph.
 
     Raises:
         ModelError: unknown model or runtime, or a file that cannot be loaded.
