@@ -22,6 +22,7 @@ import numpy as np
 
 from sgus_core.errors import ModelError
 from sgus_core.inference import load_model, read_card
+from sgus_core.inference.segmenter import ACCELERATED_RUNTIMES
 from sgus_core.model_training import default_model_names
 
 MATMUL_N = 2048
@@ -62,7 +63,7 @@ def images_per_second(model, *, batch: int = 1, seconds: float = 3.0) -> float:
 def _runtimes(models_dir: Path, name: str) -> tuple[str, ...]:
     if not (Path(models_dir) / f"{name}.onnx").is_file():
         return ("keras",)
-    return ("keras", "onnx", "openvino")
+    return ("keras", *ACCELERATED_RUNTIMES)
 
 
 def run_bench(
@@ -126,10 +127,8 @@ def run_bench(
             }
         )
         if record:
-            path = models_dir / f"{name}.json"
-            card = json.loads(path.read_text(encoding="utf-8"))
-            card["runtime"] = runtime
-            path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+            card = cards[name] | {"runtime": runtime}
+            (models_dir / f"{name}.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     return {
         "peak_gflops": round(peak, 1),
         "default_model": default_model_names(models_dir).get("segment", ""),

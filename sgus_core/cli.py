@@ -272,6 +272,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.bench import run_bench
+    from sgus_core.inference.segmenter import RUNTIMES
 
     with progress_bar("bench", enabled=not args.json) as bar:
         result = run_bench(
@@ -286,7 +287,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(result))
         return 0
     print(f"float32 peak: {result['peak_gflops']} GFLOP/s; default model {result['default_model']}")
-    runtimes = ("keras", "onnx", "openvino")
+    runtimes = tuple(rt for rt in RUNTIMES if rt != "auto")
     print(
         f"{'model':<16}{'fastest':<10}{'GFLOPs':>8}{'batch':>7}{'images/s':>10}{'of peak':>9}"
         + "".join(f"{rt:>10}" for rt in runtimes)

@@ -110,7 +110,7 @@ def train_from_store(
     """Train (or fine-tune with ``from_model``) a model on a dataset; returns its model card.
 
     ``input_size`` (H, W) overrides the architecture's default input size (the channels stay the
-    architecture's); a fine-tuned model keeps its own.
+    architecture's); when fine-tuning it must be the model's own.
 
     Raises:
         ModelError: unknown task or architecture, too little data, or a bad ``from_model``.
@@ -131,15 +131,8 @@ def train_from_store(
             start = models_dir / f"{from_model}.keras"
         if not start.is_file():
             raise ModelError(f"No model to fine-tune at {start}.")
-    input_shape = None
-    if input_size is not None:
-        from sgus_core.nets import DEFAULT_INPUT_SHAPES
-
-        default_arch = training.DEFAULT_SEGMENTER if task == "segment" else training.DEFAULT_GRADER
-        channels = DEFAULT_INPUT_SHAPES.get(arch or default_arch, (0, 0, 1))[2]
-        input_shape = (int(input_size[0]), int(input_size[1]), channels)
     options: dict[str, Any] = {
-        "input_shape": input_shape,
+        "input_shape": input_size,
         "epochs": epochs or DEFAULT_EPOCHS[task],
         "seed": seed,
         "from_model": start,

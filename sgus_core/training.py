@@ -574,14 +574,20 @@ def _with_float16_weights(model: keras.Model, evaluate: Callable[[], float]) -> 
 
 def _start_model(
     arch: str,
-    input_shape: tuple[int, int, int] | None,
+    input_shape: tuple[int, ...] | None,
     model_options: dict[str, Any],
     from_model: Path | None,
     task: str,
 ) -> tuple[keras.Model, str, dict[str, Any], tuple[int, int, int]]:
-    """Build ``arch`` or load ``from_model``; returns (model, architecture, options, input shape)."""
+    """Build ``arch`` or load ``from_model``; returns (model, architecture, options, input shape).
+
+    ``input_shape`` is (H, W, C) or (H, W) (the architecture's channels); with ``from_model`` it
+    must match the saved model's.
+    """
     if from_model is None:
         shape = tuple(int(v) for v in (input_shape or DEFAULT_INPUT_SHAPES[arch]))
+        if len(shape) == 2:  # (H, W): the architecture's own channels
+            shape = (*shape, DEFAULT_INPUT_SHAPES[arch][2])
         return build_model(arch, shape, **model_options), arch, dict(model_options), shape
     from_model = Path(from_model)
     model = load_model(from_model)
@@ -592,7 +598,7 @@ def _start_model(
         raise ModelError(
             f"{from_model.name} is {kind} model: it cannot be fine-tuned for this task"
         )
-    if input_shape is not None and tuple(input_shape) != shape:
+    if input_shape is not None and tuple(input_shape) != shape[: len(input_shape)]:
         raise ModelError(f"{from_model.name} takes input {shape}, not {tuple(input_shape)}")
     card_path = from_model.with_suffix(".json")
     card = read_card(card_path) if card_path.exists() else {}
@@ -619,7 +625,7 @@ def train_segmenter(
     samples: Sequence[Sample],
     *,
     arch: str = DEFAULT_SEGMENTER,
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
     epochs: int = 40,
     batch_size: int = 8,
     seed: int = 0,
@@ -638,7 +644,7 @@ def train_segmenter(
     Args:
         samples: labelled frames; those without a mask are left out.
         arch: a segmenter of ``sgus_core.nets.SEGMENTER_NAMES`` (ignored with ``from_model``).
-        input_shape: (H, W, 1); default the registry's (192, 256, 1).
+        input_shape: (H, W, 1) or (H, W); default the registry's (192, 256, 1).
         epochs: most epochs to train.
         batch_size: frames per step.
         seed: seeds Keras, numpy, the split and the augmentation.
@@ -849,7 +855,7 @@ def train_grader(
     *,
     design: str = DEFAULT_GRADER,
     target: str = "devita",
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
     epochs: int = 40,
     batch_size: int = 16,
     seed: int = 0,
@@ -871,7 +877,8 @@ def train_grader(
             optional.
         design: "grader_frame" (whole field of view) or "grader_crop" (gland box + mask channel).
         target: "devita" or "omeract".
-        input_shape: default the registry's ((192, 256, 1) frame, (96, 256, 2) crop).
+        input_shape: (H, W, C) or (H, W) (the design's channels); default the registry's
+            ((192, 256, 1) frame, (96, 256, 2) crop).
         epochs: most epochs to train.
         batch_size: frames per step.
         seed: seeds Keras, numpy, the split and the augmentation.
