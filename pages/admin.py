@@ -2,47 +2,60 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
 from sgus_core.errors import SgusError
-from sgus_core.rounds import create_repeat_round
 from sgus_core.store import ImageFilter
-from sgus_core.store.schema import GLANDS
+from sgus_core.study.rounds import create_repeat_round
+from sgus_core.vocabulary import GLANDS
 from sgus_ui.state import account_store, page_dataset, require_account, store
+from sgus_ui.widgets import records_table
 
-labels_store = store()
-account = require_account()
-st.title("Study admin")
-dataset = page_dataset()
-if not account.can_manage:
-    st.warning("Only an administrator can set up study rounds. You can read the rounds below.")
+if TYPE_CHECKING:
+    from sgus_core.auth import Account
+    from sgus_core.store import Dataset, LabelStore, StudyRound
 
-rounds = labels_store.list_rounds(dataset.id)
-if rounds:
+AUDIT_ROWS = 200
+
+
+def rounds_table(rounds: list[StudyRound]) -> None:
+    """The dataset's study rounds."""
+    if not rounds:
+        st.caption("No study round in this dataset yet.")
+        return
     st.markdown("#### Rounds")
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "round": r.name,
-                    "images": len(r.image_ids),
-                    "raters": ", ".join(r.raters),
-                    "blind": r.blind,
-                    "shuffled": r.shuffled,
-                    "repeat of": next((p.name for p in rounds if p.id == r.repeat_of), ""),
-                    "created": r.created_at,
-                }
-                for r in rounds
-            ]
-        ),
-        hide_index=True,
-        key="admin_rounds",
-    )
-else:
-    st.caption("No study round in this dataset yet.")
+    rows = [
+        {
+            "round": r.name,
+            "images": len(r.image_ids),
+            "raters": ", ".join(r.raters),
+            "blind": r.blind,
+            "shuffled": r.shuffled,
+            "repeat of": next((p.name for p in rounds if p.id == r.repeat_of), ""),
+            "created": r.created_at,
+        }
+        for r in rounds
+    ]
+    records_table(rows, key="admin_rounds")
 
-if account.can_manage:
+
+def round_images(
+    labels_store: LabelStore, dataset: Dataset, glands: list[str], limit: int
+) -> list[int]:
+    """Up to ``limit`` image ids of the dataset, the first added of each chosen gland."""
+    image_ids = []
+    for gland in glands:
+        rows, _ = labels_store.browse(
+            ImageFilter(dataset_id=dataset.id, gland=gland), sort="added", limit=limit
+        )
+        image_ids += [r.image.id for r in rows]
+    return sorted(image_ids)[:limit]
+
+
+def new_round_form(labels_store: LabelStore, dataset: Dataset) -> None:
+    """The form that creates a study round: name, raters, glands, size, blind and shuffled."""
     raters = [r.name for r in labels_store.list_raters() if not r.disabled]
     with st.form("new_round", border=True):
         st.markdown("#### New round")
@@ -54,67 +67,78 @@ if account.can_manage:
         blind = cols[2].toggle("Blind (no model, no other raters)", value=True, key="round_blind")
         shuffled = cols[2].toggle("Shuffled order per rater", value=True, key="round_shuffled")
         create = st.form_submit_button("Create round", type="primary")
-    if create:
-        image_ids = []
-        for gland in glands:
-            rows, _ = labels_store.browse(
-                ImageFilter(dataset_id=dataset.id, gland=gland), sort="added", limit=int(limit)
-            )
-            image_ids += [r.image.id for r in rows]
-        try:
-            new = account_store().create_round(
-                name.strip(),
-                dataset.id,
-                sorted(image_ids)[: int(limit)],
-                chosen,
-                blind=blind,
-                shuffled=shuffled,
-            )
-        except SgusError as exc:
-            st.error(str(exc))
-        else:
-            st.success(
-                f"Round {new.name!r} created: {len(new.image_ids)} images, {len(new.raters)} raters."
-            )
-            st.rerun()
+    if not create:
+        return
+    image_ids = round_images(labels_store, dataset, glands, int(limit))
+    try:
+        new = account_store().create_round(
+            name.strip(), dataset.id, image_ids, chosen, blind=blind, shuffled=shuffled
+        )
+    except SgusError as exc:
+        st.error(str(exc))
+    else:
+        st.success(
+            f"Round {new.name!r} created: {len(new.image_ids)} images, {len(new.raters)} raters."
+        )
+        st.rerun()
 
-    if rounds:
-        with st.form("repeat_round", border=True):
-            st.markdown("#### Repeat round (intra-observer agreement)")
-            parent_name = st.selectbox("Repeat of", [r.name for r in rounds], key="repeat_parent")
-            parent = next(r for r in rounds if r.name == parent_name)
-            rater = st.selectbox("For rater", parent.raters, key="repeat_rater")
-            repeat_name = st.text_input("Name", value=f"{parent_name} (repeat)", key="repeat_name")
-            make = st.form_submit_button("Create repeat round")
-        if make:
-            try:
-                if not account.can_manage:
-                    raise SgusError("Only an administrator may create rounds.")
-                new = create_repeat_round(
-                    labels_store, parent, rater, repeat_name.strip(), actor=account.name
-                )
-            except SgusError as exc:
-                st.error(str(exc))
-            else:
-                st.success(f"Repeat round {new.name!r} created: same images in a new order.")
-                st.rerun()
 
-st.markdown("#### Audit log (newest first)")
-entries = labels_store.audit_log(limit=200)
-st.dataframe(
-    pd.DataFrame(
-        [
-            {
-                "when": e.at,
-                "who": e.actor,
-                "action": e.action,
-                "what": e.entity,
-                "id": e.entity_id,
-                "details": str(e.details or ""),
-            }
-            for e in entries
-        ]
-    ),
-    hide_index=True,
-    key="admin_audit",
-)
+def repeat_round_form(labels_store: LabelStore, account: Account, rounds: list[StudyRound]) -> None:
+    """The form that repeats a round for one rater (intra-observer agreement)."""
+    with st.form("repeat_round", border=True):
+        st.markdown("#### Repeat round (intra-observer agreement)")
+        parent_name = st.selectbox("Repeat of", [r.name for r in rounds], key="repeat_parent")
+        parent = next(r for r in rounds if r.name == parent_name)
+        rater = st.selectbox("For rater", parent.raters, key="repeat_rater")
+        repeat_name = st.text_input("Name", value=f"{parent_name} (repeat)", key="repeat_name")
+        make = st.form_submit_button("Create repeat round")
+    if not make:
+        return
+    try:
+        if not account.can_manage:
+            raise SgusError("Only an administrator may create rounds.")
+        new = create_repeat_round(
+            labels_store, parent, rater, repeat_name.strip(), actor=account.name
+        )
+    except SgusError as exc:
+        st.error(str(exc))
+    else:
+        st.success(f"Repeat round {new.name!r} created: same images in a new order.")
+        st.rerun()
+
+
+def audit_log(labels_store: LabelStore) -> None:
+    """The latest entries of the audit log, newest first."""
+    st.markdown("#### Audit log (newest first)")
+    rows = [
+        {
+            "when": e.at,
+            "who": e.actor,
+            "action": e.action,
+            "what": e.entity,
+            "id": e.entity_id,
+            "details": str(e.details or ""),
+        }
+        for e in labels_store.audit_log(limit=AUDIT_ROWS)
+    ]
+    records_table(rows, key="admin_audit")
+
+
+def render() -> None:
+    """The page: the rounds, the forms for an administrator, the audit log."""
+    labels_store = store()
+    account = require_account()
+    st.title("Study admin")
+    dataset = page_dataset()
+    if not account.can_manage:
+        st.warning("Only an administrator can set up study rounds. You can read the rounds below.")
+    rounds = labels_store.list_rounds(dataset.id)
+    rounds_table(rounds)
+    if account.can_manage:
+        new_round_form(labels_store, dataset)
+        if rounds:
+            repeat_round_form(labels_store, account, rounds)
+    audit_log(labels_store)
+
+
+render()

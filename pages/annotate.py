@@ -2,43 +2,50 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
-from sgus_core import annotation as edit
-from sgus_core.browsing import load_frame
+from sgus_core.annotate import editing as edit
+from sgus_core.annotate.saving import save_annotation, start_mask, start_options
+from sgus_core.annotate.strokes import Stroke
+from sgus_core.browse import load_frame
 from sgus_core.errors import SgusError
-from sgus_core.labelling import canvas_background, save_annotation, start_mask, start_options
-from sgus_core.rounds import prediction_uncertainty, rater_queue, visible_labels
-from sgus_core.scoring import CAVEAT, DEVITA_GRADES, HOCEVAR_ITEMS, OMERACT_GRADES
-from sgus_ui.annotate_state import (
-    ERASE_COLOUR,
-    begin_edit,
-    canvas_json,
-    current_queue_position,
-    grade_shortcuts,
-    leave_guard,
-    resolve_canvas_json,
-    save_messages,
+from sgus_core.study.rounds import prediction_uncertainty, rater_queue, visible_labels
+from sgus_core.study.scoring import CAVEAT
+from sgus_ui.annotate_panels import (
+    Grading,
+    answer_prompt,
+    area_caption,
+    canvas_editor,
+    grading_panel,
+    pen_settings,
 )
-from sgus_ui.state import account_store, page_dataset, require_account, store
+from sgus_ui.annotate_state import EditSession, begin_edit, current_queue_position, save_messages
+from sgus_ui.state import account_store, page_dataset, prompted_segmenter, require_account, store
+from sgus_ui.widgets import stop_on_error
 
-CANVAS_MAX_WIDTH = 620  # fits the left column of a 1280 px wide window
-labels_store = store()
-account = require_account()
-st.title("Annotate")
-dataset = page_dataset()
-if not account.can_label:
-    st.warning("Your account can view but not annotate.")
-    st.stop()
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
 
-# ---- queue: a study round I rate in, or the whole dataset
-my_rounds = [r for r in labels_store.list_rounds(dataset.id) if account.name in r.raters]
-round_names = ["(whole dataset)", *[r.name for r in my_rounds]]
-top = st.columns([2, 2, 1, 1])
-round_name = top[0].selectbox("Queue", round_names, key="ann_round")
-study_round = next((r for r in my_rounds if r.name == round_name), None)
-if study_round is not None:
+    from sgus_core.annotate.saving import StartOption
+    from sgus_core.auth import Account
+    from sgus_core.store import Dataset, ImageRecord, LabelStore, StudyRound
+    from sgus_core.study.rounds import VisibleLabels
+
+
+def choose_queue(
+    labels_store: LabelStore, dataset: Dataset, account: Account, top: list[DeltaGenerator]
+) -> tuple[list[int], StudyRound | None]:
+    """The image ids to work through (a study round I rate in, or the whole dataset)."""
+    my_rounds = [r for r in labels_store.list_rounds(dataset.id) if account.name in r.raters]
+    round_name = top[0].selectbox(
+        "Queue", ["(whole dataset)", *[r.name for r in my_rounds]], key="ann_round"
+    )
+    study_round = next((r for r in my_rounds if r.name == round_name), None)
+    if study_round is None:
+        return [i.id for i in labels_store.list_images(dataset.id)], None
     order, scores = "round", None
     if study_round.blind:
         top[1].caption("Blind round: the model and other raters are hidden.")
@@ -48,77 +55,48 @@ if study_round is not None:
             i: prediction_uncertainty(labels_store.latest_prediction(i))
             for i in study_round.image_ids
         }
-    queue = [
-        q.image_id
-        for q in rater_queue(
-            labels_store, study_round, account.name, order=order, uncertainty=scores
-        )
-    ]
-else:
-    queue = [i.id for i in labels_store.list_images(dataset.id)]
-if not queue:
-    st.success("Your queue is empty: every image of this round is done.")
-    st.stop()
-position = current_queue_position(queue)
-if top[2].button("Previous", key="ann_prev", shortcut="p", disabled=position == 0, width="stretch"):
-    st.session_state["ann_image_id"] = queue[position - 1]
-    st.rerun()
-if top[3].button(
-    "Next", key="ann_next", shortcut="n", disabled=position >= len(queue) - 1, width="stretch"
-):
-    st.session_state["ann_image_id"] = queue[position + 1]
-    st.rerun()
-image_id = queue[position]
-image = labels_store.get_image(image_id)
-top[1].markdown(f"**{image.label}** · {position + 1} of {len(queue)} in the queue")
+    items = rater_queue(labels_store, study_round, account.name, order=order, uncertainty=scores)
+    return [q.image_id for q in items], study_round
 
-try:
-    frame = load_frame(labels_store, image)
-    visible = visible_labels(labels_store, study_round, account.name, image_id)
-except SgusError as exc:
-    st.error(str(exc))
-    st.stop()
-shape = frame.pixels.shape
 
-# ---- where the edit starts (a fresh start only when the image or the choice changes)
-options = start_options(visible, account.name)
-left, right = st.columns([3, 1.3])
-with right:
+def navigation(
+    labels_store: LabelStore, queue: list[int], top: list[DeltaGenerator]
+) -> ImageRecord:
+    """Previous and Next buttons and the place in the queue; returns the image shown."""
+    if not queue:
+        st.success("Your queue is empty: every image of this round is done.")
+        st.stop()
+    position = current_queue_position(queue)
+    if top[2].button(
+        "Previous", key="ann_prev", shortcut="p", disabled=position == 0, width="stretch"
+    ):
+        st.session_state["ann_image_id"] = queue[position - 1]
+        st.rerun()
+    if top[3].button(
+        "Next", key="ann_next", shortcut="n", disabled=position >= len(queue) - 1, width="stretch"
+    ):
+        st.session_state["ann_image_id"] = queue[position + 1]
+        st.rerun()
+    image = labels_store.get_image(queue[position])
+    top[1].markdown(f"**{image.label}** · {position + 1} of {len(queue)} in the queue")
+    return image
+
+
+def choose_start(
+    visible: VisibleLabels, rater: str, image_id: int, shape: tuple[int, ...]
+) -> tuple[StartOption, EditSession]:
+    """Where the edit starts; a fresh start only when the image or the choice changes."""
+    options = start_options(visible, rater)
     choice = st.selectbox("Start from", [o.label for o in options], key=f"ann_start_{image_id}")
-option = next(o for o in options if o.label == choice)
-session = begin_edit(image_id, option, lambda: start_mask(option, shape))
-history = session.history
+    option = next(o for o in options if o.label == choice)
+    return option, begin_edit(image_id, option, lambda: start_mask(option, shape))
 
-with left:
-    tools = st.columns([3, 2, 2, 2])
-    mode = tools[0].segmented_control(
-        "Pen", ["add", "erase"], default="add", key="ann_mode", required=True
-    )
-    kind = tools[1].selectbox("Tool", ["freedraw", "polygon", "rect", "circle"], key="ann_tool")
-    width = tools[2].slider("Brush px", 1, 60, 12, key="ann_brush")
-    opacity = tools[3].slider("Overlay opacity", 0.0, 1.0, 0.35, 0.05, key="ann_opacity")
-    zoom = st.toggle("Zoom into the field of view", key="ann_zoom", value=image.fov is not None)
-    rect = image.fov if zoom and image.fov else (0, 0, shape[1], shape[0])
-    region = edit.crop_zoom(shape, rect)
-    display = region.fit(CANVAS_MAX_WIDTH)
-    canvas_key = f"ann_canvas_{image_id}_{session.generation}"
-    result = st_canvas(
-        fill_color="rgba(0, 220, 120, 0.3)" if mode == "add" else "rgba(255, 60, 60, 0.3)",
-        stroke_width=width,
-        stroke_color="#00dc78" if mode == "add" else ERASE_COLOUR,
-        background_image=canvas_background(
-            frame.pixels, history.current, opacity=opacity, region=region, display_size=display
-        ),
-        width=display[0],
-        height=display[1],
-        drawing_mode=kind,
-        initial_drawing=canvas_json(canvas_key),
-        key=canvas_key,
-    )
-    drawing = resolve_canvas_json(result.json_data)
-    strokes = edit.strokes_from_canvas(drawing, mode="add", erase_stroke_color=ERASE_COLOUR)
-    current = edit.compose(history.current, strokes, display_size=display, region=region)
 
+def mask_operations(
+    session: EditSession, option: StartOption, current: np.ndarray, strokes: list[Stroke]
+) -> bool:
+    """The buttons under the canvas (clean-up, undo, redo, reset, clear); True with unsaved edits."""
+    history = session.history
     ops = st.columns(7)
     actions = {
         "Fill holes": edit.fill_holes,
@@ -128,12 +106,9 @@ with left:
     for col, (label, op) in zip(ops, actions.items(), strict=False):
         if col.button(label, key=f"ann_op_{label}", width="stretch"):
             session.commit(op(current))
+    dirty = bool(strokes) or history.can_undo
     if ops[3].button(
-        "Undo",
-        key="ann_undo",
-        shortcut="ctrl+z",
-        disabled=not (strokes or history.can_undo),
-        width="stretch",
+        "Undo", key="ann_undo", shortcut="ctrl+z", disabled=not dirty, width="stretch"
     ):
         # Undo drops the strokes not yet part of the mask first, then steps back in history.
         session.commit(None if strokes else history.undo(), keep_history=True)
@@ -142,50 +117,24 @@ with left:
     ):
         session.commit(history.redo(), keep_history=True)
     if ops[5].button("Reset", key="ann_reset", width="stretch"):
-        session.commit(start_mask(option, shape))
+        session.commit(start_mask(option, current.shape))
     if ops[6].button("Clear", key="ann_clear", width="stretch"):
         session.commit(current & False)
-    dirty = bool(strokes) or history.can_undo
-    leave_guard(dirty)
-    area = int(current.sum())
-    mm2 = f" · {area * image.spacing_mm**2:.0f} mm²" if image.spacing_mm else ""
-    st.caption(f"Gland area {area} px{mm2}" + (" · unsaved edits" if dirty else ""))
+    return dirty
 
-# ---- grading panel
-with right:
-    last = next((g for g in reversed(visible.grades) if g.rater == account.name), None)
-    devita = st.segmented_control(
-        "de Vita grade",
-        [0, 1, 2, 3],
-        default=last.devita if last else None,
-        key=f"ann_devita_{image_id}",
-    )
-    grade_shortcuts(f"ann_devita_{image_id}", "de Vita", ("0", "1", "2", "3"))
-    if devita is not None:
-        st.caption(f"de Vita {devita}: {DEVITA_GRADES[devita]}")
-    omeract = st.segmented_control(
-        "OMERACT grade",
-        [0, 1, 2, 3],
-        default=last.omeract if last else None,
-        key=f"ann_omeract_{image_id}",
-    )
-    grade_shortcuts(
-        f"ann_omeract_{image_id}", "OMERACT", ("shift+0", "shift+1", "shift+2", "shift+3")
-    )
-    if omeract is not None:
-        st.caption(f"OMERACT {omeract}: {OMERACT_GRADES[omeract]}")
-    hocevar = None
-    with st.expander("Hocevar items (optional)"):
-        use_items = st.toggle("Score Hocevar items", key=f"ann_hoc_on_{image_id}")
-        values = [
-            st.slider(item.name, item.low, item.high, item.low, key=f"ann_hoc_{i}_{image_id}")
-            for i, item in enumerate(HOCEVAR_ITEMS)
-        ]
-        hocevar = tuple(values) if use_items else None
-    confidence = st.slider("Confidence", 1, 5, 4, key=f"ann_conf_{image_id}")
-    comment = st.text_area("Comment", key=f"ann_comment_{image_id}", height=68)
-    flag = st.text_input("Flag with a reason (optional)", key=f"ann_flag_{image_id}")
+
+def save_panel(
+    image_id: int,
+    account: Account,
+    session: EditSession,
+    option: StartOption,
+    study_round: StudyRound | None,
+    current: np.ndarray,
+    grading: Grading,
+) -> None:
+    """The Save button and the messages of the last save."""
     if st.button("Save", key="ann_save", type="primary", shortcut="ctrl+s", width="stretch"):
+        flag = grading.flag.strip()
         try:
             outcome = save_annotation(
                 account_store(),
@@ -194,14 +143,15 @@ with right:
                 current,
                 start_kind=option.kind,
                 parent_id=session.parent_id,
-                devita=devita,
-                omeract=omeract,
-                hocevar=hocevar,
-                comment=comment,
-                confidence=confidence,
+                devita=grading.devita,
+                omeract=grading.omeract,
+                hocevar=grading.hocevar,
+                comment=grading.comment,
+                confidence=grading.confidence,
                 round_id=study_round.id if study_round else None,
-                status="flagged" if flag.strip() else "done",
-                reason=flag.strip() or None,
+                status="flagged" if flag else "done",
+                reason=flag or None,
+                prompted=session.prompted,
             )
         except SgusError as exc:
             st.error(str(exc))
@@ -214,3 +164,38 @@ with right:
         else:
             st.success(message)
     st.caption(CAVEAT)
+
+
+def render() -> None:
+    """The page: queue and navigation on top, the canvas on the left, grading on the right."""
+    labels_store = store()
+    account = require_account()
+    st.title("Annotate")
+    dataset = page_dataset()
+    if not account.can_label:
+        st.warning("Your account can view but not annotate.")
+        st.stop()
+    top = st.columns([2, 2, 1, 1])
+    queue, study_round = choose_queue(labels_store, dataset, account, top)
+    image = navigation(labels_store, queue, top)
+    image_id = image.id
+    with stop_on_error():
+        frame = load_frame(labels_store, image)
+        visible = visible_labels(labels_store, study_round, account.name, image_id)
+    left, right = st.columns([3, 1.3])
+    with right:
+        option, session = choose_start(visible, account.name, image_id, frame.pixels.shape)
+    blind = study_round is not None and study_round.blind  # a blind round hides the model
+    segmenter = None if blind else prompted_segmenter()
+    with left:
+        pen = pen_settings(prompts=segmenter is not None)
+        current, strokes, marks = canvas_editor(frame, image, session, pen)
+        if segmenter is not None and not marks.empty:
+            answer_prompt(segmenter, frame, session, marks)
+        area_caption(image, current, mask_operations(session, option, current, strokes))
+    with right:
+        grading = grading_panel(visible, account.name, image_id)
+        save_panel(image_id, account, session, option, study_round, current, grading)
+
+
+render()

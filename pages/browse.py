@@ -2,123 +2,60 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
 from sgus_core import imaging
-from sgus_core.browsing import ensure_thumbnail, image_detail
+from sgus_core.browse import image_detail
 from sgus_core.errors import SgusError
-from sgus_core.store import ImageFilter
-from sgus_core.store.repository import SORT_KEYS
-from sgus_core.store.schema import GLANDS, SIDES, STATUSES
-from sgus_ui.state import page_dataset, store, thumbnail_cache
+from sgus_core.store import SORT_KEYS, ImageFilter
+from sgus_core.vocabulary import GLANDS, SIDES, STATUSES
+from sgus_ui.browse_panels import grades_table, history_table, outline_panel
+from sgus_ui.state import page_dataset, store
+from sgus_ui.widgets import thumbnail
+
+if TYPE_CHECKING:
+    from sgus_core.store import BrowseRow, Dataset, LabelStore
 
 PAGE_SIZES = (12, 24, 48)
 COLUMNS = 6
 ANY = "any"
 
-labels_store = store()
-dataset = page_dataset()
 
-
-def _show_detail(image_id: int) -> None:
-    """The detail view: full frame, each rater's latest outline, the prediction, the history."""
+def back_to_grid() -> None:
+    """The button that leaves the detail view."""
     if st.button("Back to the grid", key="browse_back", icon=":material/arrow_back:"):
         st.session_state.pop("browse_image_id", None)
         st.query_params.pop("image", None)
         st.rerun()
+
+
+def show_detail(labels_store: LabelStore, image_id: int) -> None:
+    """The detail view: full frame, each rater's latest outline, the prediction, the history."""
+    back_to_grid()
     try:
         detail = image_detail(labels_store, image_id)
     except SgusError as exc:
         st.error(str(exc))
         return
-    image = detail.image
-    st.subheader(image.label)
+    st.subheader(detail.image.label)
     left, right = st.columns([3, 2])
     with right:
-        names = [o.label for o in detail.overlays]
-        shown = st.multiselect("Outlines", names, default=names, key=f"browse_layers_{image_id}")
-        fill = st.slider("Fill opacity", 0.0, 0.6, 0.15, 0.05, key="browse_fill")
-        rows = []
-        for o in detail.overlays:
-            mm2 = detail.area_mm2(o.area_px)
-            rows.append(
-                {
-                    "outline": o.label,
-                    "colour": "#{:02x}{:02x}{:02x}".format(*o.colour),
-                    "area px": o.area_px,
-                    "area mm²": None if mm2 is None else round(mm2, 1),
-                }
-            )
-        if rows:
-            st.dataframe(pd.DataFrame(rows), hide_index=True, key="browse_outline_table")
-        else:
-            st.caption("No mask or prediction for this image yet.")
-        facts = {
-            "file": image.path,
-            "frame": image.frame_index,
-            "size": f"{image.width} x {image.height} px",
-            "pixel spacing": f"{image.spacing_mm:.3f} mm" if image.spacing_mm else "unknown",
-            "field of view": "x {}, y {}, {} x {}".format(*image.fov)
-            if image.fov
-            else "whole frame",
-        }
-        st.dataframe(
-            pd.DataFrame({"": list(facts), "value": [str(v) for v in facts.values()]}),
-            hide_index=True,
-            key="browse_facts",
-        )
+        shown, fill = outline_panel(detail)
     with left:
         layers = [(o.mask, o.colour) for o in detail.overlays if o.label in shown]
         st.image(
             imaging.draw_overlay(detail.pixels, layers, thickness=2, fill_alpha=fill),
-            caption=image.path,
+            caption=detail.image.path,
             width="stretch",
         )
-    st.markdown("#### Grades")
-    if detail.grades:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "when": g.created_at,
-                        "rater": g.rater,
-                        "de Vita": g.devita,
-                        "OMERACT": g.omeract,
-                        "comment": g.comment or "",
-                    }
-                    for g in reversed(detail.grades)
-                ]
-            ),
-            hide_index=True,
-            key="browse_grades",
-        )
-    else:
-        st.caption("No grades yet.")
-    st.markdown("#### History of masks and status")
-    history = [
-        {
-            "when": m.created_at,
-            "rater": m.rater,
-            "what": f"mask v{m.id} ({m.source})",
-            "area px": m.area_px,
-        }
-        for m in detail.masks
-    ] + [
-        {"when": s.created_at, "rater": s.rater, "what": f"status: {s.status}", "area px": None}
-        for s in detail.statuses
-    ]
-    if history:
-        st.dataframe(
-            pd.DataFrame(history).sort_values("when", ascending=False),
-            hide_index=True,
-            key="browse_history",
-        )
-    else:
-        st.caption("No history yet.")
+    grades_table(detail)
+    history_table(detail)
 
 
-def _filters() -> tuple[ImageFilter, str, bool, int]:
+def filters(labels_store: LabelStore, dataset: Dataset) -> tuple[ImageFilter, str, bool, int]:
+    """The filter bar; returns the filter, sort key, sort direction and page size."""
     raters = [r.name for r in labels_store.list_raters()]
     with st.container(border=True):
         c = st.columns(6)
@@ -130,9 +67,7 @@ def _filters() -> tuple[ImageFilter, str, bool, int]:
         grade = c[3].selectbox("de Vita grade", [ANY, 0, 1, 2, 3], key="f_grade")
         status = c[4].selectbox("Status", [ANY, *STATUSES], key="f_status")
         if "f_rater" not in st.session_state and "reference" in raters:
-            st.session_state["f_rater"] = (
-                "reference"  # the imported ground truth, when there is one
-            )
+            st.session_state["f_rater"] = "reference"  # the imported ground truth, if any
         rater = c[5].selectbox(
             "Labels of", [ANY, *raters], key="f_rater", help="Grade, status and mask of this rater"
         )
@@ -156,9 +91,21 @@ def _filters() -> tuple[ImageFilter, str, bool, int]:
     return flt, sort, descending, page_size
 
 
-def _show_grid() -> None:
+def grid_cell(labels_store: LabelStore, row: BrowseRow) -> None:
+    """One thumbnail with its grade and status, and the button that opens it."""
+    thumbnail(labels_store, row, name_in_warning=True)
+    grade = "–" if row.devita is None else row.devita
+    st.caption(f"**{row.image.label}** · de Vita {grade} · {row.status or 'todo'}")
+    if st.button("Open", key=f"open_{row.image.id}", width="stretch"):
+        st.session_state["browse_image_id"] = row.image.id
+        st.query_params["image"] = str(row.image.id)
+        st.rerun()
+
+
+def show_grid(labels_store: LabelStore, dataset: Dataset) -> None:
+    """The filters, the pager and one page of thumbnails."""
     st.title("Browse")
-    flt, sort, descending, page_size = _filters()
+    flt, sort, descending, page_size = filters(labels_store, dataset)
     page = st.session_state.get("browse_page", 1)
     rows, total = labels_store.browse(
         flt, sort=sort, descending=descending, offset=(page - 1) * page_size, limit=page_size
@@ -173,27 +120,23 @@ def _show_grid() -> None:
     if not rows:
         st.info("No image matches these filters.")
         return
-    cache = thumbnail_cache()
     for start in range(0, len(rows), COLUMNS):
-        cols = st.columns(COLUMNS)
-        for col, row in zip(cols, rows[start : start + COLUMNS], strict=False):
+        for col, row in zip(st.columns(COLUMNS), rows[start : start + COLUMNS], strict=False):
             with col:
-                try:
-                    st.image(str(ensure_thumbnail(labels_store, cache, row)), width="stretch")
-                except SgusError as exc:
-                    st.warning(f"{row.image.path}: {exc}")
-                grade = "–" if row.devita is None else row.devita
-                st.caption(f"**{row.image.label}** · de Vita {grade} · {row.status or 'todo'}")
-                if st.button("Open", key=f"open_{row.image.id}", width="stretch"):
-                    st.session_state["browse_image_id"] = row.image.id
-                    st.query_params["image"] = str(row.image.id)
-                    st.rerun()
+                grid_cell(labels_store, row)
 
 
-selected = st.session_state.get("browse_image_id")
-if selected is None and st.query_params.get("image", "").isdigit():
-    selected = int(st.query_params["image"])
-if selected is not None:
-    _show_detail(int(selected))
-else:
-    _show_grid()
+def render() -> None:
+    """The detail view of the image chosen (in the session or the URL), else the grid."""
+    labels_store = store()
+    dataset = page_dataset()
+    selected = st.session_state.get("browse_image_id")
+    if selected is None and st.query_params.get("image", "").isdigit():
+        selected = int(st.query_params["image"])
+    if selected is not None:
+        show_detail(labels_store, int(selected))
+    else:
+        show_grid(labels_store, dataset)
+
+
+render()

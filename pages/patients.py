@@ -2,73 +2,97 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
-from sgus_core.browsing import ensure_thumbnail, patient_glands
-from sgus_core.errors import SgusError
-from sgus_core.scoring import CAVEAT, GlandScore, patient_totals
+from sgus_core.browse import patient_glands
 from sgus_core.store import BrowseRow
-from sgus_ui.state import page_dataset, require_account, store, thumbnail_cache
+from sgus_core.study.scoring import CAVEAT, GlandScore, patient_totals
+from sgus_ui.state import page_dataset, require_account, store
+from sgus_ui.widgets import or_dash, stop_on_error, thumbnail
 
-labels_store = store()
-account = require_account()
-st.title("Patients")
-dataset = page_dataset()
-patients = labels_store.patients(dataset.id)
-if not patients:
-    st.info("The images of this dataset have no patient ids.")
-    st.stop()
-cols = st.columns(2)
-patient = cols[0].selectbox("Patient", patients, key="pt_patient")
-raters = [r.name for r in labels_store.list_raters()]
-default = raters.index(account.name) if account.name in raters else 0
-rater = cols[1].selectbox("Grades of", raters, index=default, key="pt_rater")
+if TYPE_CHECKING:
+    from sgus_core.auth import Account
+    from sgus_core.browse import PatientGland
+    from sgus_core.store import Dataset, LabelStore
+    from sgus_core.study.scoring import PatientTotals
 
-glands = patient_glands(labels_store, dataset.id, patient, rater)
-grid = st.columns(4)
-scores = []
-for col, gland in zip(grid, glands, strict=False):
+OMERACT_FLAG = {True: "yes", False: "no", None: "not settled"}
+
+
+def choose_patient(labels_store: LabelStore, dataset: Dataset, account: Account) -> tuple[str, str]:
+    """The patient and whose grades to show; stops when the images have no patient ids."""
+    patients = labels_store.patients(dataset.id)
+    if not patients:
+        st.info("The images of this dataset have no patient ids.")
+        st.stop()
+    cols = st.columns(2)
+    patient = cols[0].selectbox("Patient", patients, key="pt_patient")
+    raters = [r.name for r in labels_store.list_raters()]
+    default = raters.index(account.name) if account.name in raters else 0
+    rater = cols[1].selectbox("Grades of", raters, index=default, key="pt_rater")
+    return patient, rater
+
+
+def gland_card(labels_store: LabelStore, gland: PatientGland, rater: str) -> None:
+    """One gland: its thumbnail with the rater's outline, its name and the rater's grades."""
     image, grade = gland.image, gland.grade
-    with col:
-        mask = labels_store.latest_masks(image.id).get(rater)
-        row = BrowseRow(
-            image, grade.devita if grade else None, None, mask.id if mask else None, None
-        )
-        try:
-            st.image(str(ensure_thumbnail(labels_store, thumbnail_cache(), row)), width="stretch")
-        except SgusError as exc:
-            st.warning(str(exc))
-        st.markdown(f"**{image.gland} {image.side}**")
-        if grade is None:
-            st.caption("not graded")
-        else:
-            st.metric("de Vita", grade.devita if grade.devita is not None else "–")
-            st.caption(f"OMERACT {grade.omeract if grade.omeract is not None else '–'}")
-    if image.gland and image.side:
-        scores.append(
-            GlandScore(
-                image.gland,
-                image.side,
-                devita=grade.devita if grade else None,
-                omeract=grade.omeract if grade else None,
-                hocevar=grade.hocevar if grade else None,
-            )
-        )
+    mask = labels_store.latest_masks(image.id).get(rater)
+    row = BrowseRow(image, grade.devita if grade else None, None, mask.id if mask else None, None)
+    thumbnail(labels_store, row)
+    st.markdown(f"**{image.gland} {image.side}**")
+    if grade is None:
+        st.caption("not graded")
+    else:
+        st.metric("de Vita", or_dash(grade.devita))
+        st.caption(f"OMERACT {or_dash(grade.omeract)}")
 
-try:
-    totals = patient_totals(scores)
-except SgusError as exc:
-    st.error(str(exc))
-    st.stop()
-st.divider()
-m = st.columns(4)
-m[0].metric(
-    "de Vita total (0-12)", totals.devita_total if totals.devita_total is not None else "incomplete"
-)
-m[1].metric("OMERACT max (0-3)", totals.omeract_max if totals.omeract_max is not None else "–")
-m[2].metric(
-    "Hocevar total (0-48)", totals.hocevar_total if totals.hocevar_total is not None else "–"
-)
-flag = totals.omeract_positive
-m[3].metric("OMERACT >= 2 in any gland", {True: "yes", False: "no", None: "not settled"}[flag])
-st.info(CAVEAT)
+
+def gland_score(gland: PatientGland) -> GlandScore | None:
+    """The gland's scores for the patient totals (None when its gland or side is unknown)."""
+    image, grade = gland.image, gland.grade
+    if not (image.gland and image.side):
+        return None
+    return GlandScore(
+        image.gland,
+        image.side,
+        devita=grade.devita if grade else None,
+        omeract=grade.omeract if grade else None,
+        hocevar=grade.hocevar if grade else None,
+    )
+
+
+def totals_row(totals: PatientTotals) -> None:
+    """The patient's de Vita, OMERACT and Hocevar totals and the OMERACT >= 2 flag."""
+    m = st.columns(4)
+    devita = totals.devita_total
+    m[0].metric("de Vita total (0-12)", devita if devita is not None else "incomplete")
+    m[1].metric("OMERACT max (0-3)", or_dash(totals.omeract_max))
+    m[2].metric("Hocevar total (0-48)", or_dash(totals.hocevar_total))
+    m[3].metric("OMERACT >= 2 in any gland", OMERACT_FLAG[totals.omeract_positive])
+
+
+def render() -> None:
+    """The page: patient and rater, the four glands, then the patient's totals."""
+    labels_store = store()
+    account = require_account()
+    st.title("Patients")
+    dataset = page_dataset()
+    patient, rater = choose_patient(labels_store, dataset, account)
+    glands = patient_glands(labels_store, dataset.id, patient, rater)
+    scores = []
+    for col, gland in zip(st.columns(4), glands, strict=False):
+        with col:
+            gland_card(labels_store, gland, rater)
+        score = gland_score(gland)
+        if score is not None:
+            scores.append(score)
+    with stop_on_error():
+        totals = patient_totals(scores)
+    st.divider()
+    totals_row(totals)
+    st.info(CAVEAT)
+
+
+render()

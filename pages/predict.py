@@ -4,53 +4,78 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from sgus_core import imaging
-from sgus_core.browsing import load_frame
+from sgus_core.browse import load_frame
 from sgus_core.errors import SgusError
 from sgus_core.inference import segment_frames
-from sgus_core.metrics import mask_agreement
-from sgus_core.prediction_service import ensure_registered, predict_dataset
-from sgus_core.scoring import DEVITA_GRADES
-from sgus_ui.state import current_dataset, model_names, pipeline, settings, store
-
-labels_store = store()
-dataset = current_dataset()
-st.title("Predict")
-names = model_names()
-if not names:
-    st.error("No segmentation model in the models folder. Train one with `sgus train segment`.")
-    st.stop()
-top = st.columns([2, 3])
-model = top[0].selectbox("Model", names, key="pred_model")
-source = top[1].segmented_control(
-    "Image", ["from the dataset", "upload a file"], default="from the dataset", key="pred_source"
+from sgus_core.inference.dataset import predict_dataset
+from sgus_core.inference.pipeline import segment_prompted
+from sgus_core.inference.registry import register
+from sgus_core.study.scoring import DEVITA_GRADES
+from sgus_ui.prompt_box import box_prompt
+from sgus_ui.state import (
+    current_dataset,
+    model_names,
+    pipeline,
+    prompted_segmenter,
+    settings,
+    store,
 )
-segmenter, grader = pipeline(model)
+from sgus_ui.widgets import mask_check, stop_on_error
 
-frame = None
-truth = None
-if source == "upload a file":
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sgus_core.inference import Prediction
+    from sgus_core.store import Dataset, LabelStore
+
+MODEL_COLOUR = (255, 64, 64)
+TRUTH_COLOUR = (0, 200, 255)
+
+
+def choose_model() -> tuple[str, str]:
+    """The model and where the image comes from; stops when the models folder has no model."""
+    names = model_names()
+    if not names:
+        st.error("No segmentation model in the models folder. Train one with `sgus train segment`.")
+        st.stop()
+    top = st.columns([2, 3])
+    model = top[0].selectbox("Model", names, key="pred_model")
+    source = top[1].segmented_control(
+        "Image",
+        ["from the dataset", "upload a file"],
+        default="from the dataset",
+        key="pred_source",
+    )
+    return model, source
+
+
+def uploaded_frame() -> tuple[imaging.Frame | None, np.ndarray | None]:
+    """An uploaded frame and, optionally, its gland mask to check the model against."""
     upload = st.file_uploader("Frame (PNG, JPEG, BMP, TIFF, DICOM)", key="pred_upload")
     mask_upload = st.file_uploader("Its gland mask, to check the model (optional)", key="pred_mask")
-    if upload is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / (Path(upload.name).name or "upload")
-            path.write_bytes(upload.getvalue())
-            try:
-                frame = imaging.read_image(path, max_pixels=settings().max_pixels)
-                if mask_upload is not None:
-                    mask_path = Path(tmp) / "mask.png"
-                    mask_path.write_bytes(mask_upload.getvalue())
-                    truth = imaging.read_mask_file(mask_path, frame.pixels.shape)
-            except SgusError as exc:
-                st.error(str(exc))
-                st.stop()
-elif dataset is not None:
+    if upload is None:
+        return None, None
+    truth = None
+    with tempfile.TemporaryDirectory() as tmp, stop_on_error():
+        path = Path(tmp) / (Path(upload.name).name or "upload")
+        path.write_bytes(upload.getvalue())
+        frame = imaging.read_image(path, max_pixels=settings().max_pixels)
+        if mask_upload is not None:
+            mask_path = Path(tmp) / "mask.png"
+            mask_path.write_bytes(mask_upload.getvalue())
+            truth = imaging.read_mask_file(mask_path, frame.pixels.shape)
+    return frame, truth
+
+
+def dataset_frame(labels_store: LabelStore, dataset: Dataset) -> imaging.Frame:
+    """A frame chosen from the dataset; stops when the dataset is empty or the frame unreadable."""
     images = labels_store.list_images(dataset.id)
     if not images:
         st.info("This dataset has no images yet.")
@@ -58,47 +83,50 @@ elif dataset is not None:
     chosen = st.selectbox(
         "Frame", images, format_func=lambda i: f"{i.label} ({i.path})", key="pred_image"
     )
-    try:
-        frame = load_frame(labels_store, chosen)
-    except SgusError as exc:
-        st.error(str(exc))
-        st.stop()
-    with st.expander(f"Predict the whole dataset *{dataset.name}*"):
-        if st.button("Run on every frame without a prediction", key="pred_all"):
-            bar = st.progress(0.0, text="Predicting...")
-            try:
-                ensure_registered(labels_store, settings().models_dir, model)
-                done, skipped = predict_dataset(
-                    labels_store,
-                    dataset.name,
-                    settings().models_dir,
-                    model=model,
-                    progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d} of {t} frames"),
-                )
-            except SgusError as exc:
-                st.error(str(exc))
-            else:
-                st.success(
-                    f"{done} frames predicted and stored."
-                    + (f" {len(skipped)} unreadable." if skipped else "")
-                )
-if frame is None:
-    st.stop()
+    with stop_on_error():
+        return load_frame(labels_store, chosen)
 
-(prediction,) = segment_frames(segmenter, [frame], grader=grader)
-left, right = st.columns([3, 2])
-with left:
+
+def predict_whole_dataset(labels_store: LabelStore, dataset: Dataset, model: str) -> None:
+    """The expander that runs the model on every frame of the dataset without a prediction."""
+    with st.expander(f"Predict the whole dataset *{dataset.name}*"):
+        if not st.button("Run on every frame without a prediction", key="pred_all"):
+            return
+        bar = st.progress(0.0, text="Predicting...")
+        try:
+            register(labels_store, settings().models_dir, model)
+            done, skipped = predict_dataset(
+                labels_store,
+                dataset.name,
+                settings().models_dir,
+                model=model,
+                progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d} of {t} frames"),
+            )
+        except SgusError as exc:
+            st.error(str(exc))
+        else:
+            st.success(
+                f"{done} frames predicted and stored."
+                + (f" {len(skipped)} unreadable." if skipped else "")
+            )
+
+
+def outline_view(frame: imaging.Frame, prediction: Prediction, truth: np.ndarray | None) -> None:
+    """The frame with the model's outline (and the user's mask), then the probability map."""
     opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.3, 0.05, key="pred_opacity")
-    layers = [(prediction.mask, (255, 64, 64))]
+    layers = [(prediction.mask, MODEL_COLOUR)]
     if truth is not None:
-        layers.append((truth, (0, 200, 255)))
+        layers.append((truth, TRUTH_COLOUR))
     st.image(imaging.draw_overlay(frame.pixels, layers, fill_alpha=opacity), width="stretch",
              caption="red: model" + (" · blue: your mask" if truth is not None else ""))  # fmt: skip
     heat = px.imshow(prediction.probability, color_continuous_scale="inferno", zmin=0, zmax=1)
     heat.update_layout(margin=dict(l=0, r=0, t=30, b=0), title="Gland probability", height=360)
     heat.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
     st.plotly_chart(heat, key="pred_heat")
-with right:
+
+
+def area_and_grade(prediction: Prediction) -> None:
+    """The gland area and, with a grader, the predicted de Vita grade and its probabilities."""
     cols = st.columns(2)
     cols[0].metric("Gland area", f"{prediction.area_px:,} px")
     if prediction.area_mm2 is not None:
@@ -109,25 +137,10 @@ with right:
         bars = px.bar(x=[f"grade {g}" for g in range(4)], y=list(prediction.grade_probabilities),
                       labels={"x": "", "y": "probability"}, range_y=[0, 1], height=240)  # fmt: skip
         st.plotly_chart(bars, key="pred_grades")
-    if truth is not None:
-        check = mask_agreement(truth, prediction.mask, spacing_mm=frame.spacing_mm)
-        st.markdown("#### Check against your mask")
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "figure": ["Dice", "IoU", "sensitivity", "specificity", "accuracy"],
-                    "value": [
-                        check.dice,
-                        check.iou,
-                        check.recall,
-                        check.specificity,
-                        check.accuracy,
-                    ],
-                }
-            ).round(3),
-            hide_index=True,
-            key="pred_check",
-        )
+
+
+def contour_downloads(prediction: Prediction) -> None:
+    """The contour's points and the downloads of contour and mask."""
     points = pd.DataFrame(prediction.contour, columns=["x", "y"])
     st.markdown(f"#### Contour ({len(points)} points)")
     st.dataframe(points, height=200, hide_index=True, key="pred_points")
@@ -139,6 +152,41 @@ with right:
         file_name="mask.png",
         key="pred_mask_download",
     )
-st.caption(
-    f"Model {prediction.model} · runtime {segmenter.runtime} · FOV {prediction.fov.as_tuple()}"
-)
+
+
+def render() -> None:
+    """The page: model and image on top, the outline on the left, the figures on the right."""
+    labels_store = store()
+    dataset = current_dataset()
+    st.title("Predict")
+    model, source = choose_model()
+    segmenter, grader = pipeline(model)
+    frame, truth = None, None
+    if source == "upload a file":
+        frame, truth = uploaded_frame()
+    elif dataset is not None:
+        frame = dataset_frame(labels_store, dataset)
+        predict_whole_dataset(labels_store, dataset, model)
+    if frame is None:
+        st.stop()
+    prompted = prompted_segmenter()
+    prompt = box_prompt(frame, "pred_box") if prompted is not None else None
+    with stop_on_error():
+        if prompt is not None and prompted is not None:
+            prediction = segment_prompted(prompted, frame, prompt, grader=grader)
+        else:
+            (prediction,) = segment_frames(segmenter, [frame], grader=grader)
+    left, right = st.columns([3, 2])
+    with left:
+        outline_view(frame, prediction, truth)
+    with right:
+        area_and_grade(prediction)
+        if truth is not None:
+            mask_check(frame, prediction, truth)
+        contour_downloads(prediction)
+    st.caption(
+        f"Model {prediction.model} · runtime {segmenter.runtime} · FOV {prediction.fov.as_tuple()}"
+    )
+
+
+render()

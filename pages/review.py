@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import streamlit as st
 
-from sgus_core.report import build_report
-from sgus_core.review import (
+from sgus_core.review.comparisons import (
     REFERENCE_KAPPAS,
     available_sources,
     compare,
@@ -13,119 +14,169 @@ from sgus_core.review import (
     rater_matrix,
     restrict,
 )
-from sgus_core.review_figures import (
+from sgus_core.review.figures import (
     bland_altman_figure,
     confusion_heatmap,
     iou_histogram,
     matrix_heatmap,
     roc_figure,
 )
-from sgus_core.store.schema import GLANDS, SIDES
+from sgus_core.review.report import build_report
+from sgus_core.vocabulary import GLANDS, SIDES
 from sgus_ui.state import page_dataset, store, thumbnail_data_uri
 
-labels_store = store()
-st.title("Review")
-dataset = page_dataset()
-sources = available_sources(labels_store, dataset.id)
-if len(sources) < 2:
-    st.info(
-        "Review needs two label sources: raters' labels or a model's predictions (Predict page)."
-    )
-    st.stop()
-labels = [s.label for s in sources]
-cols = st.columns([2, 2, 1, 1, 1, 2])
-a_label = cols[0].selectbox("Source A (reference)", labels, key="rev_a")
-b_default = next((i for i, s in enumerate(sources) if s.kind == "model"), 1)
-b_label = cols[1].selectbox("Source B", labels, index=b_default, key="rev_b")
-gland = cols[2].selectbox("Gland", ["any", *GLANDS], key="rev_gland")
-side = cols[3].selectbox("Side", ["any", *SIDES], key="rev_side")
-grade = cols[4].selectbox("Grade (A)", ["any", 0, 1, 2, 3], key="rev_grade")
-all_images = labels_store.list_images(dataset.id)
-meta_values = sorted(metadata_values(all_images))
-meta = cols[5].selectbox("Metadata (e.g. centre)", ["any", *meta_values], key="rev_meta")
-a = sources[labels.index(a_label)]
-b = sources[labels.index(b_label)]
-images = [
-    i
-    for i in all_images
-    if gland in ("any", i.gland)
-    and side in ("any", i.side)
-    and (meta == "any" or meta in metadata_values([i]))
-]
-with st.spinner("Comparing..."):
-    comparison = compare(labels_store, dataset.id, a, b, images=images)
-    if grade != "any":
-        comparison = restrict(comparison, comparison.per_image["grade_a"] == grade)
-summary = comparison.summary
-if summary["n"] == 0:
-    st.warning("The two sources share no labelled image in this selection.")
-    st.stop()
+if TYPE_CHECKING:
+    from sgus_core.review.comparisons import Comparison, Source
+    from sgus_core.store import Dataset, LabelStore
+
+WORST_SHOWN = 12
 
 
-def _fmt(value) -> str:
+def require_sources(labels_store: LabelStore, dataset: Dataset) -> list[Source]:
+    """The dataset's label sources; stops unless there are two to compare."""
+    sources = available_sources(labels_store, dataset.id)
+    if len(sources) < 2:
+        st.info(
+            "Review needs two label sources: raters' labels or a model's predictions (Predict page)."
+        )
+        st.stop()
+    return sources
+
+
+def compared_selection(
+    labels_store: LabelStore, dataset: Dataset, sources: list[Source]
+) -> Comparison:
+    """The sources and filters chosen and their comparison; stops when they share no image."""
+    labels = [s.label for s in sources]
+    cols = st.columns([2, 2, 1, 1, 1, 2])
+    a_label = cols[0].selectbox("Source A (reference)", labels, key="rev_a")
+    b_default = next((i for i, s in enumerate(sources) if s.kind == "model"), 1)
+    b_label = cols[1].selectbox("Source B", labels, index=b_default, key="rev_b")
+    gland = cols[2].selectbox("Gland", ["any", *GLANDS], key="rev_gland")
+    side = cols[3].selectbox("Side", ["any", *SIDES], key="rev_side")
+    grade = cols[4].selectbox("Grade (A)", ["any", 0, 1, 2, 3], key="rev_grade")
+    all_images = labels_store.list_images(dataset.id)
+    meta_values = sorted(metadata_values(all_images))
+    meta = cols[5].selectbox("Metadata (e.g. centre)", ["any", *meta_values], key="rev_meta")
+    a = sources[labels.index(a_label)]
+    b = sources[labels.index(b_label)]
+    images = [
+        i
+        for i in all_images
+        if gland in ("any", i.gland)
+        and side in ("any", i.side)
+        and (meta == "any" or meta in metadata_values([i]))
+    ]
+    with st.spinner("Comparing..."):
+        comparison = compare(labels_store, dataset.id, a, b, images=images)
+        if grade != "any":
+            comparison = restrict(comparison, comparison.per_image["grade_a"] == grade)
+    if comparison.summary["n"] == 0:
+        st.warning("The two sources share no labelled image in this selection.")
+        st.stop()
+    return comparison
+
+
+def _fmt(value: float | None) -> str:
+    """A figure to three decimals, or a dash."""
     return "–" if value is None else f"{value:.3f}"
 
 
-m = st.columns(5)
-m[0].metric("Images", summary["n"])
-m[1].metric("Mean IoU", _fmt(summary.get("iou_mean")))
-m[2].metric("Mean Dice", _fmt(summary.get("dice_mean")))
-m[3].metric("Grade accuracy", _fmt(summary.get("grade_accuracy")))
-kq = summary.get("kappa_quadratic")
-m[4].metric("Quadratic kappa", _fmt(kq[0] if kq else None),
-            help=f"95 % CI {kq[1]:.2f}-{kq[2]:.2f}" if kq else None)  # fmt: skip
+def summary_metrics(summary: dict[str, Any]) -> None:
+    """The headline figures: images, mean IoU and Dice, grade accuracy, quadratic kappa."""
+    m = st.columns(5)
+    m[0].metric("Images", summary["n"])
+    m[1].metric("Mean IoU", _fmt(summary.get("iou_mean")))
+    m[2].metric("Mean Dice", _fmt(summary.get("dice_mean")))
+    m[3].metric("Grade accuracy", _fmt(summary.get("grade_accuracy")))
+    kq = summary.get("kappa_quadratic")
+    m[4].metric("Quadratic kappa", _fmt(kq[0] if kq else None),
+                help=f"95 % CI {kq[1]:.2f}-{kq[2]:.2f}" if kq else None)  # fmt: skip
 
-left, right = st.columns(2)
-left.plotly_chart(iou_histogram(comparison), key="rev_hist")
-right.plotly_chart(confusion_heatmap(comparison), key="rev_confusion")
-roc, ba = roc_figure(comparison), bland_altman_figure(comparison)
-if roc is not None:
-    left.plotly_chart(roc, key="rev_roc")
-if ba is not None:
-    right.plotly_chart(ba, key="rev_ba")
-kappas = {k: summary[k] for k in summary if k.startswith("kappa_")}
-if kappas:
-    st.caption(
-        " · ".join(f"{k[6:]} kappa {v[0]:.3f} ({v[1]:.2f}-{v[2]:.2f})" for k, v in kappas.items())
-        + " · literature: " + ", ".join(f"{k} {v}" for k, v in REFERENCE_KAPPAS.items())
-    )  # fmt: skip
 
-st.markdown("#### Worst cases")
-worst = comparison.per_image.sort_values("iou").head(12).copy()
-worst["open"] = [f"/?image={i}" for i in worst["image_id"]]
-worst["thumbnail"] = [thumbnail_data_uri(i) for i in worst["image_id"]]
-st.dataframe(
-    worst[["thumbnail", "image", "iou", "dice", "hd95", "grade_a", "grade_b", "open"]],
-    column_config={
-        "open": st.column_config.LinkColumn("open in Browse", display_text="open"),
-        "thumbnail": st.column_config.ImageColumn("frame"),
-    },
-    row_height=60,
-    hide_index=True,
-    key="rev_worst",
-)
-downloads = st.columns(2)
-downloads[0].download_button(
-    "Per-image table (CSV)",
-    comparison.per_image.to_csv(index=False),
-    file_name=f"review_{dataset.name}.csv",
-    key="rev_csv",
-)
-downloads[1].download_button(
-    "Study report (HTML)",
-    build_report(comparison, dataset=dataset.name),
-    file_name=f"sgus_report_{dataset.name}.html",
-    key="rev_report",
-)
+def agreement_figures(comparison: Comparison) -> None:
+    """IoU histogram, grade confusion, ROC and Bland-Altman plots, and every kappa."""
+    left, right = st.columns(2)
+    left.plotly_chart(iou_histogram(comparison), key="rev_hist")
+    right.plotly_chart(confusion_heatmap(comparison), key="rev_confusion")
+    roc, ba = roc_figure(comparison), bland_altman_figure(comparison)
+    if roc is not None:
+        left.plotly_chart(roc, key="rev_roc")
+    if ba is not None:
+        right.plotly_chart(ba, key="rev_ba")
+    summary = comparison.summary
+    kappas = {k: summary[k] for k in summary if k.startswith("kappa_")}
+    if kappas:
+        st.caption(
+            " · ".join(f"{k[6:]} kappa {v[0]:.3f} ({v[1]:.2f}-{v[2]:.2f})" for k, v in kappas.items())
+            + " · literature: " + ", ".join(f"{k} {v}" for k, v in REFERENCE_KAPPAS.items())
+        )  # fmt: skip
 
-with st.expander("Rater-by-rater agreement"):
-    people = [s for s in sources if s.kind in ("rater", "model")]
-    chosen = st.multiselect("Sources", [s.label for s in people],
-                            default=[s.label for s in people][:4], key="rev_matrix")  # fmt: skip
-    if len(chosen) >= 2 and st.button("Compute the matrices", key="rev_matrix_go"):
-        iou, kappa = rater_matrix(
-            labels_store, dataset.id, [s for s in people if s.label in chosen]
-        )
-        c = st.columns(2)
-        c[0].plotly_chart(matrix_heatmap(iou, "mean IoU"), key="rev_iou_matrix")
-        c[1].plotly_chart(matrix_heatmap(kappa, "Cohen's kappa (de Vita)"), key="rev_kappa_matrix")
+
+def worst_cases(comparison: Comparison) -> None:
+    """The images the sources agree on least, with a thumbnail and a link to Browse."""
+    st.markdown("#### Worst cases")
+    worst = comparison.per_image.sort_values("iou").head(WORST_SHOWN).copy()
+    worst["open"] = [f"/?image={i}" for i in worst["image_id"]]
+    worst["thumbnail"] = [thumbnail_data_uri(i) for i in worst["image_id"]]
+    st.dataframe(
+        worst[["thumbnail", "image", "iou", "dice", "hd95", "grade_a", "grade_b", "open"]],
+        column_config={
+            "open": st.column_config.LinkColumn("open in Browse", display_text="open"),
+            "thumbnail": st.column_config.ImageColumn("frame"),
+        },
+        row_height=60,
+        hide_index=True,
+        key="rev_worst",
+    )
+
+
+def downloads(comparison: Comparison, dataset: Dataset) -> None:
+    """The per-image table (CSV) and the study report (HTML)."""
+    cols = st.columns(2)
+    cols[0].download_button(
+        "Per-image table (CSV)",
+        comparison.per_image.to_csv(index=False),
+        file_name=f"review_{dataset.name}.csv",
+        key="rev_csv",
+    )
+    cols[1].download_button(
+        "Study report (HTML)",
+        build_report(comparison, dataset=dataset.name),
+        file_name=f"sgus_report_{dataset.name}.html",
+        key="rev_report",
+    )
+
+
+def rater_matrices(labels_store: LabelStore, dataset: Dataset, sources: list[Source]) -> None:
+    """Mean IoU and Cohen's kappa between every pair of the chosen raters and models."""
+    with st.expander("Rater-by-rater agreement"):
+        people = [s for s in sources if s.kind in ("rater", "model")]
+        chosen = st.multiselect("Sources", [s.label for s in people],
+                                default=[s.label for s in people][:4], key="rev_matrix")  # fmt: skip
+        if len(chosen) >= 2 and st.button("Compute the matrices", key="rev_matrix_go"):
+            iou, kappa = rater_matrix(
+                labels_store, dataset.id, [s for s in people if s.label in chosen]
+            )
+            c = st.columns(2)
+            c[0].plotly_chart(matrix_heatmap(iou, "mean IoU"), key="rev_iou_matrix")
+            c[1].plotly_chart(
+                matrix_heatmap(kappa, "Cohen's kappa (de Vita)"), key="rev_kappa_matrix"
+            )
+
+
+def render() -> None:
+    """The page: choices, headline figures, plots, worst cases, downloads, rater matrices."""
+    labels_store = store()
+    st.title("Review")
+    dataset = page_dataset()
+    sources = require_sources(labels_store, dataset)
+    comparison = compared_selection(labels_store, dataset, sources)
+    summary_metrics(comparison.summary)
+    agreement_figures(comparison)
+    worst_cases(comparison)
+    downloads(comparison, dataset)
+    rater_matrices(labels_store, dataset, sources)
+
+
+render()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs everything the suite needs on a fresh Debian machine
 # (Chromium and PostgreSQL from Debian packages, the Python packages into .venv), starts a
-# throw-away PostgreSQL cluster on a local port, then runs ruff and the whole pytest suite.
+# throw-away PostgreSQL cluster on a local port, then runs ruff, mypy over the core and the whole
+# pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +35,5 @@ export SGUS_TEST_PG_URL="postgresql+psycopg://postgres@127.0.0.1:$PGPORT/postgre
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy sgus_core
 .venv/bin/pytest "$@"

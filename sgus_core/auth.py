@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from sgus_core.errors import PermissionDenied, StoreError
-from sgus_core.store import LabelStore
-from sgus_core.store.schema import ROLES
+from sgus_core.store import Grade, LabelStore, MaskVersion, Rater, StatusEvent, StudyRound
+from sgus_core.vocabulary import ROLES
 
 MIN_PASSWORD_LENGTH = 10
 MAX_FAILED_ATTEMPTS = 5
@@ -148,28 +149,28 @@ class AccountStore:
         if not self.account.can_manage:
             raise PermissionDenied(f"Only an administrator may {what}.")
 
-    def save_mask(self, image_id: int, rater: str, png: bytes, **kw):
+    def save_mask(self, image_id: int, rater: str, png: bytes, **kw: Any) -> MaskVersion:
         """:meth:`LabelStore.save_mask` for the account's own labels."""
         self._require_labeller(rater)
         return self.store.save_mask(image_id, rater, png, actor=self.account.name, **kw)
 
-    def save_grade(self, image_id: int, rater: str, **kw):
+    def save_grade(self, image_id: int, rater: str, **kw: Any) -> Grade:
         """:meth:`LabelStore.save_grade` for the account's own labels."""
         self._require_labeller(rater)
         return self.store.save_grade(image_id, rater, actor=self.account.name, **kw)
 
-    def set_status(self, image_id: int, rater: str, status: str, **kw):
+    def set_status(self, image_id: int, rater: str, status: str, **kw: Any) -> StatusEvent:
         """:meth:`LabelStore.set_status`; admins may accept or reject anyone's work."""
         if not (self.account.can_manage and status in ("accepted", "rejected")):
             self._require_labeller(rater)
         return self.store.set_status(image_id, rater, status, actor=self.account.name, **kw)
 
-    def create_round(self, *args, **kw):
+    def create_round(self, *args: Any, **kw: Any) -> StudyRound:
         """:meth:`LabelStore.create_round` (admins only)."""
         self._require_admin("create study rounds")
         return self.store.create_round(*args, actor=self.account.name, **kw)
 
-    def ensure_rater(self, name: str, **kw):
+    def ensure_rater(self, name: str, **kw: Any) -> Rater:
         """:meth:`LabelStore.ensure_rater` (admins only)."""
         self._require_admin("add raters")
         return self.store.ensure_rater(name, actor=self.account.name, **kw)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sgus_core.settings import Settings
 from sgus_core.store import LabelStore
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the demo module loads fast
+    import numpy as np
 
 DEMO_DATASET = "demo"
 DEMO_PATIENTS = 40
@@ -33,7 +37,7 @@ def ensure_demo(
     simulated raters; ``with_predictions`` also stores the default models' predictions. Running
     it again adds nothing (the import is idempotent by content hash).
     """
-    from sgus_core.phantom import write_dataset
+    from sgus_core.synthesis.phantom import write_dataset
     from sgus_core.transfer import import_folder
 
     expected = n_patients * 4
@@ -65,10 +69,12 @@ def ensure_demo(
     )
 
 
-def _predict_demo(store: LabelStore, settings: Settings, progress) -> str:
+def _predict_demo(
+    store: LabelStore, settings: Settings, progress: Callable[[int, int], None] | None
+) -> str:
     """Predictions of the default models on the demo, so Review can show model vs raters."""
     from sgus_core.errors import SgusError
-    from sgus_core.prediction_service import predict_dataset
+    from sgus_core.inference.dataset import predict_dataset
 
     try:
         done, _ = predict_dataset(store, DEMO_DATASET, settings.models_dir, progress=progress)
@@ -83,15 +89,15 @@ SIMULATED_RATERS = ("simulated-rater-A", "simulated-rater-B")
 _RATER_NOISE = {"simulated-rater-A": (14.0, 0.15), "simulated-rater-B": (20.0, 0.25)}
 
 
-def perturb_mask(mask, rng, noise_px: float):
+def perturb_mask(mask: np.ndarray, rng: np.random.Generator, noise_px: float) -> np.ndarray:
     """A plausible second outline of the same gland: the reference boundary moved in and out by
     smooth random amounts up to about ``noise_px`` pixels (bool (H, W) in and out)."""
     import cv2
     import numpy as np
 
     height, width = mask.shape
-    field = rng.normal(0, 1, (max(2, height // 40), max(2, width // 40))).astype(np.float32)
-    field = cv2.resize(field, (width, height), interpolation=cv2.INTER_CUBIC)
+    coarse = rng.normal(0, 1, (max(2, height // 40), max(2, width // 40))).astype(np.float32)
+    field = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
     inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
     signed = inside - outside  # > 0 inside the gland

@@ -35,3 +35,7 @@ class ModelError(SgusError):
 
 class ScoreError(SgusError, ValueError):
     """A grade or Hocevar item outside its range, or a gland scored twice."""
+
+
+class PromptError(SgusError):
+    """A box or click prompt that does not fit its frame, or a prompts CSV row that is malformed."""

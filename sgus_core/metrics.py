@@ -24,11 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage, stats
 
 from sgus_core.errors import MaskError, ScoreError
+from sgus_core.vocabulary import GRADES
 
-GRADES = (0, 1, 2, 3)
 WEIGHTS = (None, "linear", "quadratic")
 # Bland-Altman limits of agreement: bias +- 1.96 SD covers 95 % of differences (normal).
 LOA_Z = 1.96
@@ -74,7 +75,9 @@ class MaskAgreement:
         return self.recall
 
 
-def _as_mask_pair(a, b, *, ndims: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _as_mask_pair(
+    a: ArrayLike, b: ArrayLike, *, ndims: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(a).astype(bool, copy=False)
     b = np.asarray(b).astype(bool, copy=False)
     if a.shape != b.shape:
@@ -107,7 +110,9 @@ def _count_true_rows(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def pixel_counts(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def pixel_counts(
+    a: ArrayLike, b: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """TP, FP, FN and TN pixel counts of mask pairs, ``a`` being the reference.
 
     Args:
@@ -142,7 +147,7 @@ def pixel_counts(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return tp, fp, fn, tn
 
 
-def iou_from_counts(tp, fp, fn) -> np.ndarray:
+def iou_from_counts(tp: ArrayLike, fp: ArrayLike, fn: ArrayLike) -> np.ndarray:
     """IoU from pixel counts: TP / (TP + FP + FN), 1.0 where all three are 0 (both empty).
 
     Element-wise, so per-image counts give per-image IoU; pass sums (``tp.sum()``, ...) for the
@@ -165,18 +170,18 @@ def iou_from_counts(tp, fp, fn) -> np.ndarray:
         return np.where(union > 0, tp / union, 1.0)
 
 
-def dice_from_iou(iou) -> np.ndarray:
+def dice_from_iou(iou: ArrayLike) -> np.ndarray:
     """Dice = 2 IoU / (1 + IoU), element-wise (float64, same shape as ``iou``)."""
     iou = np.asarray(iou, dtype=np.float64)
     return 2 * iou / (1 + iou)
 
 
-def dice_from_counts(tp, fp, fn) -> np.ndarray:
+def dice_from_counts(tp: ArrayLike, fp: ArrayLike, fn: ArrayLike) -> np.ndarray:
     """Dice = 2 TP / (2 TP + FP + FN), 1.0 where all counts are 0; see :func:`iou_from_counts`."""
     return dice_from_iou(iou_from_counts(tp, fp, fn))
 
 
-def batch_iou_dice(a, b) -> tuple[np.ndarray, np.ndarray]:
+def batch_iou_dice(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Per-pair IoU and Dice of mask stacks.
 
     Args:
@@ -198,9 +203,11 @@ def batch_iou_dice(a, b) -> tuple[np.ndarray, np.ndarray]:
 def _sampling(spacing_mm: Spacing) -> tuple[float, float] | None:
     if spacing_mm is None:
         return None
-    if np.ndim(spacing_mm) == 0:
-        spacing_mm = (float(spacing_mm), float(spacing_mm))  # type: ignore[arg-type]
-    row, col = (float(s) for s in spacing_mm)  # type: ignore[union-attr]
+    sizes = np.asarray(spacing_mm, dtype=np.float64)
+    if sizes.ndim == 0:
+        row = col = float(sizes)
+    else:
+        row, col = (float(s) for s in sizes)
     if not (row > 0 and col > 0):
         raise MaskError(f"Pixel spacing must be positive, got {spacing_mm!r} mm.")
     return row, col
@@ -211,7 +218,7 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
-def surface_distances(a, b, spacing_mm: Spacing = None) -> np.ndarray:
+def surface_distances(a: ArrayLike, b: ArrayLike, spacing_mm: Spacing = None) -> np.ndarray:
     """Distances from each boundary pixel of each mask to the nearest boundary pixel of the other.
 
     Boundary pixels are mask pixels with a 4-neighbour outside the mask; distances are Euclidean
@@ -248,7 +255,7 @@ def _ratio(num: int, den: int, both_empty: bool) -> float:
     return 1.0 if both_empty else float("nan")
 
 
-def mask_agreement(a, b, *, spacing_mm: Spacing = None) -> MaskAgreement:
+def mask_agreement(a: ArrayLike, b: ArrayLike, *, spacing_mm: Spacing = None) -> MaskAgreement:
     """Every per-frame figure of two masks of one frame; ``a`` is the reference.
 
     HD95 is the 95th percentile of the pooled boundary distances of both directions (MedPy's
@@ -304,7 +311,7 @@ def mask_agreement(a, b, *, spacing_mm: Spacing = None) -> MaskAgreement:
 # ---------------------------------------------------------------- grades
 
 
-def _grade_codes(values, labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _grade_codes(values: ArrayLike, labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """(index into labels, present?) for each value; NaN and negatives are missing."""
     x = np.asarray(values, dtype=np.float64)
     present = np.isfinite(x) & (x >= 0)
@@ -322,7 +329,9 @@ def _grade_codes(values, labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]
     return idx, present
 
 
-def _paired_codes(a, b, labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _paired_codes(
+    a: ArrayLike, b: ArrayLike, labels: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
     labels = _check_labels(labels)
     ia, pa = _grade_codes(a, labels)
     ib, pb = _grade_codes(b, labels)
@@ -339,7 +348,7 @@ def _check_labels(labels: Sequence[int]) -> tuple[int, ...]:
     return labels
 
 
-def confusion(a, b, labels: Sequence[int] = GRADES) -> np.ndarray:
+def confusion(a: ArrayLike, b: ArrayLike, labels: Sequence[int] = GRADES) -> np.ndarray:
     """Confusion matrix of paired grades (pairs with a missing grade are left out).
 
     Args:
@@ -359,7 +368,7 @@ def confusion(a, b, labels: Sequence[int] = GRADES) -> np.ndarray:
     return np.bincount(ia * k + ib, minlength=k * k).reshape(k, k).astype(np.int64)
 
 
-def accuracy(a, b, labels: Sequence[int] = GRADES) -> float:
+def accuracy(a: ArrayLike, b: ArrayLike, labels: Sequence[int] = GRADES) -> float:
     """Share of complete pairs with the same grade; NaN when there is no complete pair.
 
     Raises:
@@ -415,7 +424,7 @@ def _kappa_batch(tables: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def kappa_from_confusion(
-    matrix, weights: str | None = None, labels: Sequence[int] | None = None
+    matrix: ArrayLike, weights: str | None = None, labels: Sequence[int] | None = None
 ) -> float:
     """Cohen's kappa of a (k, k) confusion matrix (so stored counts can be aggregated).
 
@@ -464,8 +473,8 @@ def _check_ci(ci: float) -> None:
 
 
 def cohen_kappa(
-    a,
-    b,
+    a: ArrayLike,
+    b: ArrayLike,
     weights: str | None = None,
     ci: float = 0.95,
     *,
@@ -529,14 +538,16 @@ def cohen_kappa(
     return KappaResult(kappa, float(low), float(high), n, float(boots.std(ddof=1)), "bootstrap")
 
 
-def _ratings_matrix(ratings) -> np.ndarray:
+def _ratings_matrix(ratings: ArrayLike) -> np.ndarray:
     x = np.asarray(ratings, dtype=np.float64)
     if x.ndim != 2:
         raise ScoreError(f"Ratings must be a table of items x raters, got shape {x.shape}.")
     return np.where(x >= 0, x, np.nan)  # negatives mean missing, as for pairs
 
 
-def light_kappa(ratings, *, weights: str | None = None, labels: Sequence[int] = GRADES) -> float:
+def light_kappa(
+    ratings: ArrayLike, *, weights: str | None = None, labels: Sequence[int] = GRADES
+) -> float:
     """Light's kappa: the mean of Cohen's kappa over every pair of raters.
 
     Each pair uses the items both graded (NaN or negative = missing); a pair with no common item,
@@ -565,7 +576,7 @@ def light_kappa(ratings, *, weights: str | None = None, labels: Sequence[int] = 
     return float(np.mean(values)) if values else float("nan")
 
 
-def fleiss_kappa(ratings, labels: Sequence[int] = GRADES) -> float:
+def fleiss_kappa(ratings: ArrayLike, labels: Sequence[int] = GRADES) -> float:
     """Fleiss' kappa for items each graded by the same number of raters (Fleiss 1971).
 
     Items with any missing grade are left out (the statistic needs the same number of ratings per
@@ -609,7 +620,7 @@ class IccResult:
     n: int = 0
 
 
-def icc_2_1(values, *, ci: float = 0.95) -> IccResult:
+def icc_2_1(values: ArrayLike, *, ci: float = 0.95) -> IccResult:
     """ICC(2,1): two-way random effects, absolute agreement, single rater (Shrout & Fleiss 1979).
 
     ICC = (MSR - MSE) / (MSR + (k-1) MSE + k (MSC - MSE) / n) from the two-way ANOVA without
@@ -656,8 +667,8 @@ def icc_2_1(values, *, ci: float = 0.95) -> IccResult:
         f_low = stats.f.ppf(1 - alpha, v, n - 1)
         low = n * (msr - f_high * mse) / (f_high * (k * msc + (k * n - k - n) * mse) + n * msr)
         high = n * (f_low * msr - mse) / (k * msc + (k * n - k - n) * mse + n * f_low * msr)
-    as_float = [float(v) if np.isfinite(v) else nan for v in (icc, low, high)]
-    return IccResult(*as_float, n)
+    icc_f, low_f, high_f = (float(v) if np.isfinite(v) else nan for v in (icc, low, high))
+    return IccResult(icc_f, low_f, high_f, n)
 
 
 @dataclass(frozen=True, eq=False)
@@ -671,7 +682,9 @@ class RocCurve:
     n_positive: int = 0
 
 
-def roc_per_grade(y_true, probabilities, labels: Sequence[int] = GRADES) -> list[RocCurve]:
+def roc_per_grade(
+    y_true: ArrayLike, probabilities: ArrayLike, labels: Sequence[int] = GRADES
+) -> list[RocCurve]:
     """One-vs-rest ROC curve and AUC per grade from model probabilities.
 
     Items with a missing true grade (NaN or negative) or a non-finite probability are left out.
@@ -731,7 +744,7 @@ class BlandAltman:
         return self.mean_diff
 
 
-def bland_altman(a, b) -> BlandAltman:
+def bland_altman(a: ArrayLike, b: ArrayLike) -> BlandAltman:
     """Bland-Altman analysis of paired measurements (Bland & Altman 1986).
 
     Differences are ``b - a``; bias is their mean, SD their sample standard deviation
@@ -764,7 +777,7 @@ def bland_altman(a, b) -> BlandAltman:
 # ---------------------------------------------------------------- consensus
 
 
-def consensus_mask(masks) -> np.ndarray:
+def consensus_mask(masks: ArrayLike) -> np.ndarray:
     """Pixel-wise majority of several raters' masks of one frame.
 
     A tie (an even number of raters, half of them marking the pixel) counts as gland: with two
@@ -787,7 +800,7 @@ def consensus_mask(masks) -> np.ndarray:
     return masks.sum(axis=0, dtype=np.int64) * 2 >= masks.shape[0]
 
 
-def consensus_grade(grades) -> np.ndarray:
+def consensus_grade(grades: ArrayLike) -> np.ndarray:
     """Median grade per item over raters, ignoring missing grades (NaN or negative).
 
     A median halfway between two grades (an even number of raters split evenly) is rounded up

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from sgus_core.annotation import EditHistory
-from sgus_core.labelling import SaveOutcome, StartOption
+from sgus_core.annotate.editing import EditHistory
+from sgus_core.annotate.saving import SaveOutcome, StartOption
+from sgus_core.inference.prompts import Prompt
 
 ERASE_COLOUR = "#ff3c3c"
 _SESSION = "ann_session"
@@ -33,6 +34,13 @@ class EditSession:
     history: EditHistory
     parent_id: int | None
     generation: int = 0
+    prompt: Prompt | None = None  # the last box (and clicks) the model answered
+    prompted: bool = False  # the mask holds the prompted model's answer
+
+    def prompted_mask(self, prompt: Prompt, mask: np.ndarray) -> None:
+        """The prompted model answered ``prompt`` with ``mask``: make it the editable state."""
+        self.prompt, self.prompted = prompt, True
+        self.commit(mask)
 
     def commit(self, mask: np.ndarray | None, *, keep_history: bool = False) -> None:
         """Make ``mask`` the current state (None: drop the canvas strokes only) and start a fresh
@@ -46,6 +54,7 @@ class EditSession:
     def saved(self, mask: np.ndarray, outcome: SaveOutcome) -> None:
         """After a save: the saved mask is the new start and parent."""
         self.history = EditHistory(mask)
+        self.prompt, self.prompted = None, False
         # Messages live outside the edit session: saving changes the start options ("my latest
         # version" appears), which may start a new session on the next run.
         messages: list[str] = []

@@ -15,7 +15,6 @@ import streamlit as st
 from sgus_core.auth import Account, AccountStore, authenticate, session_expired
 from sgus_core.errors import SgusError
 from sgus_core.imaging import ThumbnailCache
-from sgus_core.model_training import default_model_names
 from sgus_core.settings import Settings, load_settings
 from sgus_core.store import Dataset, LabelStore
 
@@ -165,7 +164,7 @@ def current_dataset() -> Dataset | None:
 
 @st.cache_resource(show_spinner="Loading the model...")
 def _pipeline(models_dir: str, model: str | None):
-    from sgus_core.prediction_service import load_pipeline
+    from sgus_core.inference.registry import load_pipeline
 
     return load_pipeline(Path(models_dir), model)
 
@@ -181,26 +180,27 @@ def pipeline(model: str | None = None):
         raise
 
 
+@st.cache_resource(show_spinner="Loading the prompted model...")
+def _prompted(models_dir: str, model: str | None):
+    from sgus_core.inference.registry import load_prompted
+
+    return load_prompted(Path(models_dir), model)
+
+
+def prompted_segmenter(model: str | None = None):
+    """The segmenter that answers box and click prompts, shared by sessions; None (and no
+    error) when the models folder has none, so pages simply do not offer prompts."""
+    try:
+        return _prompted(str(settings().models_dir), model)
+    except SgusError:
+        return None
+
+
 def model_names() -> list[str]:
     """Segmentation models available in the models folder, the default first."""
-    import json
+    from sgus_core.inference.registry import models_default_first
 
-    folder = settings().models_dir
-    names = []
-    names += [graph.stem for graph in folder.glob("*.pb")]  # Deep SGUS frozen graphs
-    for card in sorted(folder.glob("*.json")):
-        if card.stem == "default":
-            continue
-        try:
-            if json.loads(card.read_text(encoding="utf-8")).get("task") == "segment":
-                names.append(card.stem)
-        except ValueError:
-            continue
-    try:
-        default = default_model_names(folder).get("segment")
-    except SgusError:
-        default = None
-    return sorted(names, key=lambda n: (n != default, n))
+    return models_default_first(settings().models_dir, "segment")
 
 
 def page_dataset() -> Dataset:
@@ -216,7 +216,7 @@ def thumbnail_data_uri(image_id: int) -> str:
     """A ``data:`` URI of an image's thumbnail (with its latest outline), for image table cells."""
     import base64
 
-    from sgus_core.browsing import ensure_thumbnail
+    from sgus_core.browse import ensure_thumbnail
     from sgus_core.store import BrowseRow
 
     labels_store = store()

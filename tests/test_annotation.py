@@ -5,17 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sgus_core.annotation import (
+from sgus_core.annotate.editing import (
     EditHistory,
-    Stroke,
     compose,
     crop_zoom,
     fill_holes,
     keep_largest_region,
     rasterize,
     smooth,
-    strokes_from_canvas,
 )
+from sgus_core.annotate.strokes import Stroke, strokes_from_canvas
 from sgus_core.errors import MaskError
 
 

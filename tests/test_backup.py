@@ -6,9 +6,9 @@ import gzip
 
 import pytest
 
-from sgus_core.backup import backup_store, restore_store
 from sgus_core.errors import StoreError
 from sgus_core.store import LabelStore, NewImage
+from sgus_core.transfer.backup import backup_store, restore_store
 
 
 def _fill(store, tmp_path):

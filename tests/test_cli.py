@@ -1,11 +1,11 @@
-"""The `sgus` command: every CLI.md form exists, unfinished ones say so and exit 2."""
+"""The `sgus` command: every docs/CLI.md form exists, unfinished ones say so and exit 2."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from sgus_core.cli import build_parser, main
+from sgus_cli.main import build_parser, main
 
 CONTRACT = (
     "demo",
@@ -23,7 +23,7 @@ CONTRACT = (
 
 
 def test_every_contract_subcommand_exists():
-    """Each subcommand named in CLI.md is known to the parser."""
+    """Each subcommand named in docs/CLI.md is known to the parser."""
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(CONTRACT) <= set(sub.choices)
 
@@ -48,7 +48,7 @@ def test_unknown_model_is_named_with_the_available_ones(tmp_path, monkeypatch, c
 def test_help_works_from_the_installed_entry_point():
     """`sgus --help` lists the commands."""
     out = subprocess.run(
-        [sys.executable, "-m", "sgus_core.cli", "--help"],
+        [sys.executable, "-m", "sgus_cli.main", "--help"],
         capture_output=True,
         text=True,
         check=True,

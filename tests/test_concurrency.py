@@ -117,7 +117,7 @@ def test_a_save_loop_killed_midway_loses_no_acknowledged_save(tmp_path):
 @pytest.fixture(scope="module")
 def frames_folder(tmp_path_factory):
     """Six phantom patients (24 frames) with a labels CSV."""
-    from sgus_core.phantom import write_dataset
+    from sgus_core.synthesis.phantom import write_dataset
 
     folder = tmp_path_factory.mktemp("import-frames")
     write_dataset(folder, 6, 8_000)
@@ -125,7 +125,7 @@ def frames_folder(tmp_path_factory):
 
 
 def _import_cmd(folder, url):
-    code = "import sys; from sgus_core.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from sgus_cli.main import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "SGUS_DB_URL": url}
     args = ["import", str(folder), "--labels", str(folder / "labels.csv"), "--dataset", "d"]
     return [sys.executable, "-c", code, *args], env

@@ -1,4 +1,4 @@
-"""Frame figures measured the SGUS.md way, on hand-made images with known answers."""
+"""Frame figures measured the docs/SGUS.md way, on hand-made images with known answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sgus_core.frame_stats import (
+from sgus_core.synthesis.frame_stats import (
     REAL_FIGURES,
     format_comparison,
     main,
@@ -89,7 +89,7 @@ def test_summarise_gives_median_and_range_ignoring_nan():
 
 
 def test_comparison_table_lists_every_real_figure():
-    """The printed table has one line per SGUS.md figure plus a header."""
+    """The printed table has one line per docs/SGUS.md figure plus a header."""
     rows = [measure_frame(np.full((10, 10), 5, np.uint8), np.eye(10, dtype=bool))]
     text = format_comparison(summarise(rows))
     assert len(text.splitlines()) == len(REAL_FIGURES) + 1
@@ -97,7 +97,7 @@ def test_comparison_table_lists_every_real_figure():
 
 
 def test_command_prints_the_comparison(capsys):
-    """python -m sgus_core.frame_stats prints the table and the grade counts."""
+    """python -m sgus_core.synthesis.frame_stats prints the table and the grade counts."""
     assert main(["--patients", "1", "--first-seed", "5", "--scanner", "800x555"]) == 0
     out = capsys.readouterr().out
     assert "gland mean / 20 px ring mean" in out and "frames: 4" in out

@@ -568,7 +568,7 @@ def test_read_frames_attaches_the_detected_fov(tmp_path):
 
 def test_fov_detection_on_phantom_screenshots():
     """On realistic phantom screenshots the FOV is found with IoU >= 0.9 for every seed."""
-    phantom = pytest.importorskip("sgus_core.phantom")
+    phantom = pytest.importorskip("sgus_core.synthesis.phantom")
     frames = [phantom.generate_frame(seed) for seed in range(10)]
     ious = [detect_fov(f.image).iou(Rect(*f.fov)) for f in frames]
     assert min(ious) >= 0.9, ious

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sgus_core.frame_stats import REAL_FIGURES, measure_frame
-from sgus_core.phantom import (
+from sgus_core.synthesis.frame_stats import REAL_FIGURES, measure_frame
+from sgus_core.synthesis.phantom import (
     GLANDS,
     LABELS_HEADER,
     SCANNERS,
@@ -249,7 +249,7 @@ def test_figures_of_a_few_frames_fall_in_the_real_ranges():
 
 
 def test_module_command_writes_a_dataset(tmp_path, capsys):
-    """python -m sgus_core.phantom writes images, masks and labels.csv."""
+    """python -m sgus_core.synthesis.phantom writes images, masks and labels.csv."""
     out = tmp_path / "set"
     code = main(["--out", str(out), "--patients", "1", "--first-seed", "3", "--size", "200x139"])
     assert code == 0

@@ -1,4 +1,4 @@
-"""`sgus predict`, `sgus evaluate --json` and `sgus bench --json` as CLI.md promises them."""
+"""`sgus predict`, `sgus evaluate --json` and `sgus bench --json` as docs/CLI.md promises them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sgus_core.cli import main
-from sgus_core.phantom import generate_frame, write_dataset
+from sgus_cli.main import main
+from sgus_core.synthesis.phantom import generate_frame, write_dataset
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_predict_writes_masks_overlays_contours_csv_and_video(tmp_path, tiny_mod
 
 
 def test_evaluate_json_has_the_contract_keys(tmp_path, tiny_models, capsys):
-    """`sgus evaluate --json` prints one object with every CLI.md key."""
+    """`sgus evaluate --json` prints one object with every docs/CLI.md key."""
     folder = tmp_path / "set"
     write_dataset(folder, 1, 9_000)
     assert (
@@ -98,7 +98,7 @@ def test_bench_json_has_the_contract_shape(tiny_models, capsys):
 
 @pytest.fixture
 def tiny_accelerated(tiny_models):
-    from sgus_core.inference import export_accelerated
+    from sgus_core.training.export import export_accelerated
 
     export_accelerated(tiny_models / "tiny.keras", tiny_models / "tiny.onnx")
     return tiny_models

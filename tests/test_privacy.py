@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sgus_core.browsing import load_frame
-from sgus_core.phantom import generate_frame
+from sgus_core.browse import load_frame
+from sgus_core.synthesis.phantom import generate_frame
 from sgus_core.transfer import export_dataset, import_folder
 
 

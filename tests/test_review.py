@@ -8,8 +8,8 @@ from streamlit.testing.v1 import AppTest
 
 from sgus_core import imaging, metrics
 from sgus_core.demo import ensure_demo
-from sgus_core.report import build_report
-from sgus_core.review import Source, available_sources, compare, rater_matrix, summarize
+from sgus_core.review.comparisons import Source, available_sources, compare, rater_matrix, summarize
+from sgus_core.review.report import build_report
 from sgus_core.settings import REPO_ROOT, load_settings
 from sgus_core.store import LabelStore
 
@@ -107,9 +107,9 @@ def test_evaluate_json_agrees_with_the_review_comparison(demo, tmp_path):
     """`sgus evaluate`'s figures equal the Review comparison of the same model and reference."""
     import json
 
-    from sgus_core.evaluation import evaluate_dataset
+    from sgus_core.inference.dataset import predict_dataset
     from sgus_core.nets import build_model
-    from sgus_core.prediction_service import predict_dataset
+    from sgus_core.review.evaluation import evaluate_dataset
 
     store, ds = demo
     models = tmp_path / "models"
@@ -129,7 +129,7 @@ def test_evaluate_json_agrees_with_the_review_comparison(demo, tmp_path):
 
 def test_grade_filter_restricts_the_figures(demo):
     """Restricting to source A's grade 0 keeps only those rows and recomputes the summary."""
-    from sgus_core.review import restrict
+    from sgus_core.review.comparisons import restrict
 
     store, ds = demo
     full = compare(store, ds.id, Source("rater", "reference"), Source("rater", "simulated-rater-A"))

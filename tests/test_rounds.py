@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from sgus_core.errors import PermissionDenied
-from sgus_core.rounds import (
+from sgus_core.store import NewImage
+from sgus_core.study.rounds import (
     create_repeat_round,
     prediction_uncertainty,
     rater_queue,
     round_order,
     visible_labels,
 )
-from sgus_core.store import NewImage
 
 
 @pytest.fixture

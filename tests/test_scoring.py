@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sgus_core.scoring import (
+from sgus_core.study.scoring import (
     CAVEAT,
     DEVITA_GRADES,
     HOCEVAR_GLAND_MAX,

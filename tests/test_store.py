@@ -6,8 +6,7 @@ import pytest
 from sqlalchemy import inspect
 
 from sgus_core.errors import StoreError
-from sgus_core.store import ImageFilter, LabelStore, NewImage
-from sgus_core.store.repository import current_revision, head_revision
+from sgus_core.store import ImageFilter, LabelStore, NewImage, current_revision, head_revision
 from sgus_core.store.schema import metadata
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from sgus_core.errors import ModelError
+from sgus_core.inference.processing import gland_box
+from sgus_core.inference.runtimes import load_keras_model
 from sgus_core.training import (
     CARD_FIELDS,
     AugmentConfig,
@@ -16,8 +18,6 @@ from sgus_core.training import (
     class_weights,
     data_hash,
     flip_horizontal,
-    gland_box,
-    load_model,
     rotate,
     save_model,
     split_by_patient,
@@ -146,7 +146,7 @@ def test_save_and_load_give_the_same_predictions(trained, tmp_path):
     """A model saved as float32 and loaded back predicts exactly what it predicted before."""
     path, _ = save_model(trained, tmp_path, "tiny", weights_dtype="float32")
     x = np.random.default_rng(0).random((2, *TINY_SHAPE), dtype=np.float32)
-    again = load_model(path)
+    again = load_keras_model(path)
     np.testing.assert_allclose(
         again.predict(x, verbose=0), trained.model.predict(x, verbose=0), atol=1e-6
     )
@@ -157,7 +157,7 @@ def test_float16_storage_halves_the_file_and_loads_as_float32(trained, tmp_path)
     full, _ = save_model(trained, tmp_path, "full", weights_dtype="float32")
     half, _ = save_model(trained, tmp_path, "half", weights_dtype="float16")
     assert half.stat().st_size < 0.75 * full.stat().st_size
-    model = load_model(half)
+    model = load_keras_model(half)
     assert all(w.dtype == "float32" for w in model.weights)
     x = np.random.default_rng(0).random((2, *TINY_SHAPE), dtype=np.float32)
     np.testing.assert_allclose(
@@ -180,7 +180,7 @@ def test_card_has_every_field(trained, tmp_path):
 def test_fine_tune_starts_from_the_saved_weights(trained, samples, tmp_path):
     """Fine-tuning at learning rate 0 keeps exactly the saved model's trainable weights."""
     path, _ = save_model(trained, tmp_path, "base")
-    saved = load_model(path)
+    saved = load_keras_model(path)
     tuned = train_segmenter(
         samples, from_model=path, epochs=1, batch_size=4, learning_rate=0.0, patience=1
     )

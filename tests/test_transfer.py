@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from sgus_cli.main import main
 from sgus_core import imaging
-from sgus_core.cli import main
-from sgus_core.phantom import write_dataset
+from sgus_core.synthesis.phantom import write_dataset
 from sgus_core.transfer import export_dataset, import_folder, rle_decode
 
 
@@ -90,7 +90,7 @@ def test_masks_export_then_import_reproduces_every_pixel_and_grade(store, phanto
     import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv", dataset="a")
     out = tmp_path / "export"
     export_dataset(store, "a", out, fmt="masks")
-    # The exported CSV names its rater, which wins over --rater (CLI.md).
+    # The exported CSV names its rater, which wins over --rater (docs/CLI.md).
     report = import_folder(store, out, labels_csv=out / "labels.csv", dataset="b", rater="other")
     assert report.imported == 8 and report.skipped == []
     a, b = store.require_dataset("a"), store.require_dataset("b")

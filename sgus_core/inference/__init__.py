@@ -1,20 +1,23 @@
-"""Inference: the Segmenter/Grader seam, pre/post-processing, runtimes (Keras, ONNX Runtime,
-OpenVINO, Deep SGUS frozen graph)."""
+"""Inference: running a segmenter and a grader on frames, on any runtime, without training code.
 
-from sgus_core.inference.export import export_accelerated
-from sgus_core.inference.segmenter import (
-    Prediction,
-    grader_input,
-    load_model,
-    read_card,
-    segment_frames,
-)
+* ``registry``: which models there are, cards, defaults, loading by name;
+* ``runtimes``: Keras, ONNX Runtime, OpenVINO behind the Segmenter / Grader interface;
+* ``frozen_graph``: the published Deep SGUS TensorFlow-1 format;
+* ``processing``: pre- and post-processing as pure functions;
+* ``pipeline``: a frame -> a :class:`~sgus_core.inference.pipeline.Prediction`;
+* ``dataset``: predicting a dataset of the labels store; ``files``: ``sgus predict`` over files.
+
+Nothing here imports training, nor TensorFlow unless the Keras runtime is chosen.
+"""
+
+from sgus_core.inference.pipeline import Prediction, grader_input, segment_frames
+from sgus_core.inference.registry import load_model, load_pipeline, read_card
 
 __all__ = [
     "Prediction",
-    "export_accelerated",
     "grader_input",
     "load_model",
+    "load_pipeline",
     "read_card",
     "segment_frames",
 ]

@@ -1,6 +1,6 @@
 """The published Deep SGUS model format: a TensorFlow-1 frozen graph, behind the Segmenter seam.
 
-Tensor names and preprocessing as published (SGUS.md): input ``input_image:0`` float
+Tensor names and preprocessing as published (docs/SGUS.md): input ``input_image:0`` float
 [N, 224, 224, 3] RGB with raw 0-255 values, ``keep_probabilty:0`` (spelled so) fed 1.0,
 ``TRAINING:0`` fed False, output ``inference/prediction:0`` [N, 224, 224] class indices
 (0 background, 1 gland). The class index serves as the probability (0 or 1).
@@ -22,7 +22,7 @@ INPUT_SIZE = 224
 
 
 class FrozenGraphSegmenter:
-    """A Deep SGUS ``frozen_graph.pb`` as a :class:`~sgus_core.inference.segmenter.Segmenter`.
+    """A Deep SGUS ``frozen_graph.pb`` as a :class:`~sgus_core.inference.runtimes.Segmenter`.
 
     Our pipeline hands it (N, H, W, 1) grey frames scaled 0..1 at ``input_shape``; they are turned
     back into the graph's RGB 0-255 input here.

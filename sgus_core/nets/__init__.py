@@ -11,6 +11,7 @@ names, so ``keras.saving.load_model`` reads the saved files without help.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import keras
 
@@ -46,7 +47,7 @@ DEFAULT_INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
 
 
 def build_model(
-    name: str, input_shape: tuple[int, int, int] | None = None, **kwargs
+    name: str, input_shape: tuple[int, int, int] | None = None, **kwargs: Any
 ) -> keras.Model:
     """Build the architecture ``name`` (one of :data:`MODEL_NAMES`), untrained.
 

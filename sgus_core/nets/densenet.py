@@ -19,6 +19,7 @@ average lags the weights so far that validation IoU collapses while training IoU
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 from keras import layers
@@ -31,7 +32,9 @@ DROPOUT = 0.2
 BN_MOMENTUM = 0.9
 
 
-def _bn_relu_conv(x, filters: int, kernel_size: int, dropout: float, name: str):
+def _bn_relu_conv(
+    x: keras.KerasTensor, filters: int, kernel_size: int, dropout: float, name: str
+) -> keras.KerasTensor:
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     x = layers.Activation("relu", name=f"{name}_relu")(x)
     x = layers.Conv2D(
@@ -42,9 +45,11 @@ def _bn_relu_conv(x, filters: int, kernel_size: int, dropout: float, name: str):
     return x
 
 
-def _dense_block(x, n_layers: int, growth_rate: int, dropout: float, name: str):
+def _dense_block(
+    x: keras.KerasTensor, n_layers: int, growth_rate: int, dropout: float, name: str
+) -> tuple[keras.KerasTensor, list[keras.KerasTensor]]:
     """Return (stack with the new maps appended, list of the new maps)."""
-    new_maps = []
+    new_maps: list[keras.KerasTensor] = []
     for i in range(1, n_layers + 1):
         m = _bn_relu_conv(x, growth_rate, 3, dropout, f"{name}_layer{i}")
         new_maps.append(m)
@@ -87,7 +92,7 @@ def fc_densenet(
         stem_filters, 3, padding="same", kernel_initializer="he_uniform", name="stem_conv"
     )(inputs)
     n_filters = stem_filters
-    skips = []
+    skips: list[keras.KerasTensor] = []
     for level, n_layers in enumerate(down_layers, start=1):
         x, _ = _dense_block(x, n_layers, growth_rate, dropout, f"down{level}")
         n_filters += n_layers * growth_rate
@@ -119,19 +124,37 @@ def fc_densenet(
     return keras.Model(inputs, outputs, name=name)
 
 
-def fcdensenet56(input_shape: tuple[int, int, int] = DEFAULT_INPUT_SHAPE, **kwargs) -> keras.Model:
+def fcdensenet56(
+    input_shape: tuple[int, int, int] = DEFAULT_INPUT_SHAPE, **kwargs: Any
+) -> keras.Model:
     """FC-DenseNet56: 4 layers per dense block, growth rate 12 (see :func:`fc_densenet`)."""
-    kwargs = {"down_layers": (4,) * 5, "bottleneck_layers": 4, "growth_rate": 12} | kwargs
-    return fc_densenet(input_shape, name="fcdensenet56", **kwargs)
+    options: dict[str, Any] = {
+        "down_layers": (4,) * 5,
+        "bottleneck_layers": 4,
+        "growth_rate": 12,
+    } | kwargs
+    return fc_densenet(input_shape, name="fcdensenet56", **options)
 
 
-def fcdensenet67(input_shape: tuple[int, int, int] = DEFAULT_INPUT_SHAPE, **kwargs) -> keras.Model:
+def fcdensenet67(
+    input_shape: tuple[int, int, int] = DEFAULT_INPUT_SHAPE, **kwargs: Any
+) -> keras.Model:
     """FC-DenseNet67: 5 layers per dense block, growth rate 16 (see :func:`fc_densenet`)."""
-    kwargs = {"down_layers": (5,) * 5, "bottleneck_layers": 5, "growth_rate": 16} | kwargs
-    return fc_densenet(input_shape, name="fcdensenet67", **kwargs)
+    options: dict[str, Any] = {
+        "down_layers": (5,) * 5,
+        "bottleneck_layers": 5,
+        "growth_rate": 16,
+    } | kwargs
+    return fc_densenet(input_shape, name="fcdensenet67", **options)
 
 
-def fcdensenet103(input_shape: tuple[int, int, int] = DEFAULT_INPUT_SHAPE, **kwargs) -> keras.Model:
+def fcdensenet103(
+    input_shape: tuple[int, int, int] = DEFAULT_INPUT_SHAPE, **kwargs: Any
+) -> keras.Model:
     """FC-DenseNet103: blocks of 4, 5, 7, 10, 12 / 15 / 12, 10, 7, 5, 4 layers, growth 16."""
-    kwargs = {"down_layers": (4, 5, 7, 10, 12), "bottleneck_layers": 15, "growth_rate": 16} | kwargs
-    return fc_densenet(input_shape, name="fcdensenet103", **kwargs)
+    options: dict[str, Any] = {
+        "down_layers": (4, 5, 7, 10, 12),
+        "bottleneck_layers": 15,
+        "growth_rate": 16,
+    } | kwargs
+    return fc_densenet(input_shape, name="fcdensenet103", **options)

@@ -9,15 +9,23 @@ inference). The figure is for batch 1.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
 import keras
 from keras import layers
 
+from sgus_core.errors import ModelError
 
-def _spatial(shape) -> int:
+
+def _spatial(shape: Sequence[int | None]) -> int:
     """Product of the dimensions between batch and channels (1 for (N, C))."""
-    return math.prod(int(d) for d in shape[1:-1])
+    dims = shape[1:-1]
+    size = 1
+    for d in dims:
+        if d is None:
+            raise ModelError(f"Cannot count FLOPs of a layer of unknown size {tuple(shape)}.")
+        size *= int(d)
+    return size
 
 
 def _layer_macs(layer: keras.layers.Layer) -> int:

@@ -20,7 +20,7 @@ DEFAULT_INPUT_SHAPE = (192, 256, 1)
 RESNET18_STAGES = (64, 128, 256, 512)
 
 
-def _basic_block(x, filters: int, strides: int, name: str):
+def _basic_block(x: keras.KerasTensor, filters: int, strides: int, name: str) -> keras.KerasTensor:
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = conv_bn_relu(
@@ -32,7 +32,7 @@ def _basic_block(x, filters: int, strides: int, name: str):
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-def _decoder_block(x, filters_out: int, name: str):
+def _decoder_block(x: keras.KerasTensor, filters_out: int, name: str) -> keras.KerasTensor:
     mid = max(4, x.shape[-1] // 4)
     x = conv_bn_relu(x, mid, f"{name}_reduce", kernel_size=1)
     x = layers.Conv2DTranspose(

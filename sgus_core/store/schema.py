@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
     Index,
@@ -30,23 +31,17 @@ from sqlalchemy import (
 metadata = MetaData()
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp on every engine (SQLite hands back naive datetimes)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC) if value is not None else None
 
-
-MASK_SOURCES = ("imported", "manual", "model", "model-edited")
-STATUSES = ("todo", "in progress", "done", "flagged", "accepted", "rejected")
-ROLES = ("admin", "rater", "viewer")
-GLANDS = ("parotid", "submandibular")
-SIDES = ("L", "R")
 
 datasets = Table(
     "datasets",

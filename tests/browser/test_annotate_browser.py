@@ -77,3 +77,50 @@ def test_draw_erase_and_save_a_mask(app_url, app_db_url, page, tmp_path):
     right_part = painted[painted > 250 * scale]
     assert left_part.size and right_part.size  # the stroke on both sides of the erase
     assert not mask[row, int(250 * scale)]  # erased where the two strokes cross
+
+
+def test_drag_a_box_and_save_the_model_outline(app_url, app_db_url, page, tmp_path):
+    """The box tool: a box dragged around the gland gives the prompted model's outline as an
+    editable mask at once; saved, it is a new version with source model-prompted and its parent."""
+    with LabelStore(app_db_url) as store:
+        image = store.get_image(1)
+        truth = imaging.decode_mask_png(store.latest_masks(1)["reference"].png)
+        before = len(store.mask_history(1, "demo-rater"))
+    rows, cols = np.nonzero(truth)
+    page.goto(f"{app_url}/annotate")
+    page.get_by_role("heading", name="Annotate").wait_for(timeout=60_000)
+    start = page.locator("[data-testid='stSelectbox']", has_text="Start from")
+    start.click()
+    page.keyboard.type("empty")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1500)
+    page.get_by_text("Zoom into the field of view").click()
+    tool = page.locator("[data-testid='stSelectbox']", has_text="Tool")
+    tool.click()
+    page.keyboard.type("box (model)")
+    page.keyboard.press("Enter")
+    _settle(page)
+    canvas = page.locator("canvas.upper-canvas").first
+    expect(canvas).to_be_visible(timeout=30_000)
+    box = canvas.bounding_box()
+    scale = box["width"] / image.width
+    pad_x, pad_y = 0.05 * (cols.max() - cols.min()), 0.05 * (rows.max() - rows.min())
+    corner_a = ((cols.min() - pad_x) * scale, (rows.min() - pad_y) * scale)
+    corner_b = ((cols.max() + pad_x) * scale, (rows.max() + pad_y) * scale)
+    started = time.perf_counter()
+    _drag(page, box, [corner_a, corner_b])
+    page.get_by_text("unsaved edits", exact=False).wait_for(timeout=30_000)
+    print(f"box-to-mask {time.perf_counter() - started:.2f} s")
+    _settle(page)
+    page.screenshot(path=str(tmp_path / "annotate_box.png"))
+    page.locator("button[data-testid='stBaseButton-primary']", has_text="Save").click()
+    page.get_by_text("Saved mask version").wait_for(timeout=30_000)
+    with LabelStore(app_db_url) as store:
+        history = store.mask_history(1, "demo-rater")
+    assert len(history) == before + 1
+    saved = history[-1]
+    assert saved.source == "model-prompted"
+    mask = imaging.decode_mask_png(saved.png)
+    iou = (mask & truth).sum() / max((mask | truth).sum(), 1)
+    print(f"box-prompted IoU with the reference {iou:.3f}")
+    assert iou > 0.5

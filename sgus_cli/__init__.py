@@ -1,0 +1,1 @@
+"""The ``sgus`` command: the command-line face of SGUS Studio (contract: ``docs/CLI.md``)."""

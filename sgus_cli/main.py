@@ -1,0 +1,693 @@
+"""The ``sgus`` command: the command-line face of SGUS Studio (see docs/CLI.md for the contract).
+
+Every subcommand has ``--help``, prints a one-line reason and exits non-zero on failure, and shows
+a progress bar on long work when standard error is a terminal and ``--json`` is not given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from sgus_core import __version__
+from sgus_core.errors import SgusError
+from sgus_core.settings import Settings, load_settings
+
+EXIT_FAILURE = 1
+
+
+@contextmanager
+def progress_bar(description: str, *, enabled: bool = True):
+    """Yield a ``progress(done, total)`` callback drawing a tqdm bar on a terminal."""
+    show = enabled and sys.stderr.isatty()
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if not show:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc=description, unit="img", file=sys.stderr)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _store(settings: Settings):
+    from sgus_core.store import LabelStore
+
+    return LabelStore(settings.db_url)
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.transfer import import_folder
+
+    with _store(settings) as store, progress_bar("import") as progress:
+        report = import_folder(
+            store,
+            Path(args.dir),
+            labels_csv=Path(args.labels) if args.labels else None,
+            dataset=args.dataset,
+            rater=args.rater,
+            max_pixels=settings.max_pixels,
+            blank_outside_fov=args.blank,
+            progress=progress,
+        )
+    print(report.summary())
+    for where, reason in report.skipped:
+        print(f"  skipped {where}: {reason}")
+    if report.labels_saved:
+        print(f"labels saved for {report.labels_saved} images in dataset {report.dataset!r}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.transfer import export_dataset
+
+    with _store(settings) as store, progress_bar("export") as progress:
+        path = export_dataset(
+            store,
+            args.dataset,
+            Path(args.out),
+            fmt=args.format,
+            rater=args.rater,
+            progress=progress,
+        )
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.demo import ensure_demo
+
+    with _store(settings) as store, progress_bar("demo data") as progress:
+        summary = ensure_demo(store, settings, with_predictions=True, progress=progress)
+    print(summary)
+    if args.no_serve:
+        return 0
+    return _run_streamlit(settings, host="127.0.0.1", port=args.port, mode="demo")
+
+
+def _run_streamlit(settings: Settings, *, host: str, port: int, mode: str) -> int:
+    env = {**os.environ, "SGUS_APP_MODE": mode, "SGUS_DB_URL": settings.db_url}
+    env["SGUS_DATA_DIR"] = str(settings.data_dir)
+    env["SGUS_MODELS_DIR"] = str(settings.models_dir)
+    cmd = [
+        sys.executable,
+        "-m",
+        "sgus_ui.launch",
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    print(f"SGUS Studio on http://{host}:{port} (Ctrl+C stops it)", flush=True)
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _parse_options(pairs: list[str] | None) -> dict | None:
+    """``["growth_rate=4", "width=0.25"]`` -> ``{"growth_rate": 4, "width": 0.25}``."""
+    if not pairs:
+        return None
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SgusError(f"--option takes KEY=VALUE, not {pair!r}.")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    """``"96x128"`` -> (96, 128); a bad value is a one-line usage error."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not HEIGHTxWIDTH in pixels, e.g. 96x128")
+    return int(parts[0]), int(parts[1])
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.training import training_device
+    from sgus_core.training.from_store import train_from_store
+
+    show = not args.json
+    if show:
+        print(f"training on {training_device()}", file=sys.stderr)
+    with _store(settings) as store, progress_bar("loading frames", enabled=show) as loading:
+        bar = None
+
+        def on_epoch(done: int, total: int, logs: dict) -> None:
+            nonlocal bar
+            if not (show and sys.stderr.isatty()):
+                return
+            if bar is None:
+                from tqdm import tqdm
+
+                bar = tqdm(total=total, desc="training", unit="epoch", file=sys.stderr)
+            bar.n = done
+            bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k.startswith("val_")})
+            bar.refresh()
+
+        try:
+            card = train_from_store(
+                store,
+                settings,
+                args.task,
+                args.dataset,
+                arch=args.arch,
+                epochs=args.epochs,
+                out=args.out,
+                from_model=args.from_model,
+                rater=args.rater,
+                target=args.target,
+                model_options=_parse_options(args.option),
+                input_size=args.input_size,
+                load_progress=loading,
+                epoch_progress=on_epoch,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+    if args.json:
+        print(json.dumps(card))
+        return 0
+    print(f"trained {card['name']} ({card['architecture']}) on {card.get('dataset')}")
+    for key, value in card.get("test_metrics", {}).items():
+        if isinstance(value, int | float):
+            print(f"  test {key}: {value:.4g}")
+    print(f"wrote {settings.models_dir / (card['name'] + '.keras')} and its model card")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    import csv
+
+    from sgus_core.inference import files as predict_files
+    from sgus_core.inference import segment_frames
+    from sgus_core.inference.pipeline import segment_prompted
+    from sgus_core.inference.prompts import read_prompts_csv
+    from sgus_core.inference.registry import load_pipeline, load_prompted
+
+    out = Path(args.out)
+    skipped: list[tuple[str, str]] = []
+    prompts = read_prompts_csv(Path(args.prompts)) if args.prompts else {}
+    jobs = predict_files.collect_jobs(
+        [Path(p) for p in args.paths], max_pixels=settings.max_pixels, skipped=skipped
+    )
+    if not jobs:
+        raise SgusError("No readable image or video frame in the given paths.")
+    prompted_jobs = {j.stem for j in jobs if j.video is None and j.source.name in prompts}
+    segmenter, grader = load_pipeline(settings.models_dir, args.model)
+    prompted = load_prompted(settings.models_dir, args.model) if prompted_jobs else None
+    for name in sorted(set(prompts) - {j.source.name for j in jobs}):
+        skipped.append((name, "has a prompt but is not among the inputs"))
+    out.mkdir(parents=True, exist_ok=True)
+    with_mm = any(job.frame.spacing_mm for job in jobs)
+    columns = predict_files.CSV_COLUMNS if with_mm else predict_files.CSV_COLUMNS[:-1]
+    videos: dict[Path, list] = {}
+    written = 0
+    with (out / "predictions.csv").open("w", newline="") as handle, progress_bar("predict") as bar:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        batch = max(1, args.batch)
+        for start in range(0, len(jobs), batch):
+            chunk = jobs[start : start + batch]
+            plain = [j for j in chunk if j.stem not in prompted_jobs]
+            results = dict(
+                zip(
+                    (j.stem for j in plain),
+                    segment_frames(segmenter, [j.frame for j in plain], grader=grader),
+                    strict=True,
+                )
+            )
+            for job in chunk:
+                if job.stem in prompted_jobs and prompted is not None:
+                    try:
+                        prompt = prompts[job.source.name]
+                        results[job.stem] = segment_prompted(
+                            prompted, job.frame, prompt, grader=grader
+                        )
+                    except SgusError as exc:
+                        skipped.append((str(job.source), str(exc)))
+                        continue
+                prediction = results[job.stem]
+                predict_files.write_outputs(out, job, prediction, writer)
+                written += 1
+                if job.video is not None:
+                    videos.setdefault(job.video, []).append(prediction.overlay)
+            bar(min(start + batch, len(jobs)), len(jobs))
+    for video, overlays in videos.items():
+        predict_files.write_video(out / f"{video.stem}_overlay.mp4", overlays, video)
+    with_prompt = f" ({len(prompted_jobs)} from prompts with {prompted.name})" if prompted else ""
+    print(
+        f"predicted {written} frames with {segmenter.name}{with_prompt}; "
+        f"wrote {out / 'predictions.csv'}"
+    )
+    for where, reason in skipped:
+        print(f"  skipped {where}: {reason}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.inference.dataset import predict_dataset
+    from sgus_core.inference.registry import load_pipeline
+    from sgus_core.review.evaluation import evaluate_dataset
+
+    with _store(settings) as store, progress_bar("predict", enabled=not args.json) as bar:
+        name = load_pipeline(settings.models_dir, args.model)[0].name
+        predict_dataset(store, args.dataset, settings.models_dir, model=name, progress=bar)
+        result = evaluate_dataset(store, args.dataset, name, reference=args.reference)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+
+    def fmt(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    print(f"{result['model']} vs {result['reference']} on {args.dataset}: n={result['n']}")
+    print(f"  IoU mean {fmt(result['iou_mean'])}, Dice mean {fmt(result['dice_mean'])}")
+    print(
+        f"  de Vita accuracy {fmt(result['grade_accuracy'])}, "
+        f"quadratic kappa {fmt(result['kappa_quadratic'])}"
+    )
+    print("  AUC per grade " + ", ".join(fmt(a) for a in result["auc_per_grade"]))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.bench.throughput import run_bench
+    from sgus_core.inference.runtimes import RUNTIMES
+
+    with progress_bar("bench", enabled=not args.json) as bar:
+        result = run_bench(
+            settings.models_dir,
+            batch=args.batch,
+            progress=bar,
+            record=args.record,
+            names=args.model or None,
+            rounds=args.rounds,
+        )
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"float32 peak: {result['peak_gflops']} GFLOP/s; default model {result['default_model']}")
+    runtimes = tuple(rt for rt in RUNTIMES if rt != "auto")
+    print(
+        f"{'model':<16}{'fastest':<10}{'GFLOPs':>8}{'batch':>7}{'images/s':>10}{'of peak':>9}"
+        + "".join(f"{rt:>10}" for rt in runtimes)
+    )
+    for row in result["models"]:
+        others = "".join(
+            f"{row['runtimes'][rt]:>10.1f}" if rt in row["runtimes"] else f"{'-':>10}"
+            for rt in runtimes
+        )
+        print(
+            f"{row['name']:<16}{row['runtime']:<10}{row['gflops']:>8.2f}{row['batch']:>7}"
+            f"{row['images_per_s']:>10.1f}{row['fraction_of_peak']:>9.1%}{others}"
+        )
+        for runtime, why in row["unavailable"].items():
+            print(f"  {runtime} unavailable: {why}")
+    if args.record:
+        print(f"recorded each model's fastest runtime in its card in {settings.models_dir}")
+    return 0
+
+
+def cmd_phantoms(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.synthesis.phantom import write_dataset
+
+    with progress_bar("phantoms") as progress:
+        path = write_dataset(Path(args.out), args.patients, args.first_seed, progress=progress)
+    print(f"wrote {args.patients * 4} frames and {path}")
+    return 0
+
+
+def cmd_bench_browse(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.bench.browse import run_browse_bench
+
+    result = run_browse_bench(
+        n_images=args.images, work_dir=Path(args.work_dir) if args.work_dir else None
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def cmd_bench_generalisation(args: argparse.Namespace, settings: Settings) -> int:
+    import shutil
+
+    from sgus_core.bench import generalisation as gen
+
+    families = tuple(args.families.split(",")) if args.families else tuple(gen.FAMILIES)
+    for name in families:
+        if name not in gen.FAMILIES:
+            raise SgusError(f"unknown family {name!r}; choose from {', '.join(gen.FAMILIES)}")
+    if len(families) < 2:
+        raise SgusError("leave-one-family-out needs at least two families")
+    recipe = gen.Recipe(
+        base_filters=args.base_filters,
+        prompted=not args.zero_shot_only,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        seed=args.seed,
+    )
+    work = Path(args.work_dir) if args.work_dir else settings.data_dir / "generalisation"
+    log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    result = gen.leave_one_family_out(
+        recipe, work, families=families, n_test=args.test_frames, log=log
+    )
+    if args.model:
+        result["shipped"] = gen.evaluate_shipped(
+            args.model, settings.models_dir, families=families, n_test=args.test_frames
+        )
+    gen.write_json(result, work / "result.json")
+    if args.keep_as:
+        source = Path(result["all_families_model"])
+        for suffix in (".keras", ".onnx", ".json"):
+            shutil.copyfile(
+                source.with_suffix(suffix), settings.models_dir / f"{args.keep_as}{suffix}"
+            )
+        card_path = settings.models_dir / f"{args.keep_as}.json"
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card |= {"name": args.keep_as, "generalisation": {
+            k: result[k] for k in ("held_out", "in_family", "baselines", "worst_held_out")
+        }}  # fmt: skip
+        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(gen.format_table(result))
+    for model, rows in result.get("shipped", {}).items():
+        print(f"shipped {model}: " + "; ".join(
+            f"{fam} {row.get('zero_shot', float('nan')):.3f}" for fam, row in rows.items()))  # fmt: skip
+    if args.keep_as:
+        print(f"kept the network trained on every family as {settings.models_dir / args.keep_as}")
+    return 0
+
+
+def cmd_bench_startup(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.bench.startup import run_startup_bench
+
+    with progress_bar("cold starts", enabled=not args.json) as bar:
+        result = run_startup_bench(settings.models_dir, runs=args.runs, progress=bar)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"sgus predict, one {result['frame']} frame, fresh process, {result['runs']} runs: "
+        f"median {result['seconds_median']:.2f} s (max {result['seconds_max']:.2f} s), "
+        f"peak memory median {result['peak_mb_median']:.0f} MB (max {result['peak_mb_max']:.0f} MB)"
+    )
+    return 0
+
+
+def _read_password(prompt: str) -> str:
+    """A password from the terminal (asked twice) or, when piped, the first line of stdin."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass(prompt)
+    if getpass.getpass("Again: ") != first:
+        raise SgusError("The two passwords differ.")
+    return first
+
+
+def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core import auth
+
+    with _store(settings) as store:
+        if args.action == "disable":
+            auth.disable_user(store, args.name, actor="cli")
+            print(f"disabled {args.name}")
+            return 0
+        password = _read_password(f"Password for {args.name}: ")
+        if args.action == "add":
+            account = auth.add_user(store, args.name, args.role, password, actor="cli")
+            print(f"added {account.name} ({account.role})")
+        else:
+            auth.set_password(store, args.name, password, actor="cli")
+            print(f"password changed for {args.name}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    with _store(settings) as store:
+        if not any(r.role == "admin" and store.password_hash(r.name) for r in store.list_raters()):
+            raise SgusError(
+                "No admin account yet: create one with `sgus user add NAME --role admin`."
+            )
+    return _run_streamlit(settings, host=args.host, port=args.port, mode="serve")
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.transfer.backup import backup_store
+
+    with _store(settings) as store, progress_bar("backup") as progress:
+        counts = backup_store(store, Path(args.out), progress=progress)
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.transfer.backup import restore_store
+
+    with _store(settings) as store, progress_bar("restore") as progress:
+        counts = restore_store(store, Path(args.file), progress=progress)
+    print(f"restored {sum(counts.values())} rows into {settings.db_url}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``sgus`` argument parser (every docs/CLI.md form)."""
+    parser = argparse.ArgumentParser(
+        prog="sgus",
+        description="SGUS Studio: annotate, predict and review salivary gland ultrasonography.",
+        epilog="Store: SGUS_DB_URL (default SQLite under data/); folders: SGUS_DATA_DIR, "
+        "SGUS_MODELS_DIR.",
+    )
+    parser.add_argument("--version", action="version", version=f"sgus {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="create the demo dataset if missing and start the app on it")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    p.add_argument("--no-serve", action="store_true", help="only build the demo data, then exit")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("import", help="add a folder of frames (and a labels CSV) to a dataset")
+    p.add_argument("dir", metavar="DIR", help="folder of PNG, JPEG, BMP, TIFF or DICOM frames")
+    p.add_argument("--labels", metavar="CSV", help="labels CSV (columns: see docs/CLI.md)")
+    p.add_argument("--dataset", metavar="NAME", help="dataset name (default: DIR's name)")
+    p.add_argument("--rater", metavar="NAME", help='rater of the CSV labels (default "imported")')
+    blank = p.add_mutually_exclusive_group()
+    blank.add_argument(
+        "--blank-outside-fov",
+        dest="blank",
+        action="store_const",
+        const=True,
+        help="blank burned-in text outside the field of view (default for DICOM frames)",
+    )
+    blank.add_argument(
+        "--keep-outside-fov",
+        dest="blank",
+        action="store_const",
+        const=False,
+        help="keep every pixel, DICOM frames included",
+    )
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write a dataset's labels as csv, masks or COCO")
+    p.add_argument("--dataset", metavar="NAME", required=True)
+    p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument("--format", choices=("csv", "masks", "coco"), default="masks")
+    p.add_argument("--rater", metavar="NAME", help="whose labels (default: the only rater)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="segment and grade images, folders or videos")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument("--model", metavar="NAME")
+    p.add_argument("--batch", type=int, default=8, metavar="N")
+    p.add_argument(
+        "--prompts",
+        metavar="CSV",
+        help="boxes (and clicks) per image: columns image, x0, y0, x1, y1[, include, exclude]; "
+        "those frames go to the prompted segmenter",
+    )
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("train", help="train or fine-tune a model on a dataset's labels")
+    p.add_argument("task", choices=("segment", "grade"))
+    p.add_argument("--dataset", metavar="NAME", required=True)
+    p.add_argument("--arch", metavar="NAME")
+    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--out", metavar="MODEL_NAME")
+    p.add_argument("--from", dest="from_model", metavar="MODEL", help="fine-tune this model")
+    p.add_argument("--rater", metavar="NAME", help="whose labels (default: the only rater)")
+    p.add_argument("--target", choices=("devita", "omeract"), default="devita", help="grade models")
+    p.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="architecture option, e.g. base_filters=8 or growth_rate=4 (repeatable)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=_input_size,
+        metavar="HxW",
+        help="network input in pixels, e.g. 96x128 (default: the architecture's; "
+        "segmenters need multiples of 32)",
+    )
+    p.add_argument("--json", action="store_true", help="print the model card as JSON")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="compare a model's predictions with reference labels")
+    p.add_argument("--dataset", metavar="NAME", required=True)
+    p.add_argument("--model", metavar="NAME")
+    p.add_argument("--reference", metavar="RATER")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("serve", help="the deployment form of the app (sign-in on every page)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8501)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "user",
+        help="manage accounts (admin)",
+        description="Passwords are asked on the terminal, or read from the first line of stdin.",
+    )
+    p.add_argument("action", choices=("add", "passwd", "disable"))
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--role", choices=("admin", "rater", "viewer"), default="rater")
+    p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("backup", help="write a backup of the labels store")
+    p.add_argument("--out", metavar="FILE", required=True)
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="restore a backup into an empty labels store")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("bench", help="float32 peak and each shipped model's throughput")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="images per forward pass")
+    p.add_argument(
+        "--model", action="append", metavar="NAME", help="measure only this model (repeatable)"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure everything N times, interleaved, and report medians (default 1)",
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="write each model's fastest runtime into its model card (used from then on)",
+    )
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("phantoms", help="write a synthetic (phantom) SGUS dataset to a folder")
+    p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument("--patients", type=int, default=40, metavar="N", help="four glands each")
+    p.add_argument("--first-seed", type=int, default=0, metavar="S")
+    p.set_defaults(func=cmd_phantoms)
+
+    p = sub.add_parser(
+        "bench-browse", help="time the Browse page's queries on a large synthetic store"
+    )
+    p.add_argument("--images", type=int, default=10_000, metavar="N")
+    p.add_argument("--work-dir", metavar="DIR", help="where to build the store (default: temp)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_browse)
+
+    p = sub.add_parser(
+        "bench-generalisation",
+        help="train on all appearance families but one, test on the one left out",
+    )
+    p.add_argument("--families", metavar="F,G,...", help="families (default: all)")
+    p.add_argument("--epochs", type=int, default=14, metavar="N", help="epochs per network")
+    p.add_argument("--steps", type=int, default=140, metavar="N", help="batches per epoch")
+    p.add_argument("--base-filters", type=int, default=8, metavar="N", help="U-Net width")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument(
+        "--zero-shot-only", action="store_true", help="train networks without prompt channels"
+    )
+    p.add_argument("--test-frames", type=int, default=40, metavar="N", help="per family")
+    p.add_argument(
+        "--model", action="append", metavar="NAME", help="also test this shipped model (repeatable)"
+    )
+    p.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="trained networks and result.json (default: data/generalisation)",
+    )
+    p.add_argument(
+        "--keep-as",
+        metavar="NAME",
+        help="copy the network trained on every family into the models folder as NAME",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_generalisation)
+
+    p = sub.add_parser(
+        "bench-startup", help="cold-start time and peak memory of a one-frame sgus predict"
+    )
+    p.add_argument("--runs", type=int, default=5, metavar="N", help="fresh processes (default 5)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_startup)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sgus``; returns the process exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, load_settings()) or 0)
+    except SgusError as exc:
+        print(f"sgus {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("sgus: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

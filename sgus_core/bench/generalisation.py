@@ -1,0 +1,319 @@
+"""The generalisation benchmark: train on all appearance families but one, test on the one left out.
+
+A segmenter that scores well on frames of the renderer it was trained on may only have learnt
+that renderer. So every candidate is judged on families it never saw: for each family F, a
+network is trained on the other families (on the fly, ``training.synthetic``) and tested on
+frames of F through the real prediction pipeline (field of view detected on the full frame,
+exactly as for an imported scanner frame). The table holds the zero-shot IoU, the prompted IoU
+(box = the true outline's bounding box padded by 5 %; padded by 15 %; 5 % box plus one include
+click) and model-free baselines on the same frames (a prior ellipse in the field of view, an
+ellipse inscribed in the box, OpenCV GrabCut from the box). The recipe is chosen by its worst
+held-out IoU, never by the in-family one.
+
+Trained networks are cached in the work folder by their settings, so a second run only tests.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from sgus_core import metrics
+from sgus_core.imaging import Frame, Rect, detect_fov
+from sgus_core.inference.pipeline import segment_frames, segment_prompted
+from sgus_core.inference.prompts import Prompt
+from sgus_core.inference.runtimes import Segmenter
+from sgus_core.synthesis.families import FAMILIES, family
+from sgus_core.synthesis.family import SynthFrame
+
+TEST_FIRST_SEED = 9_000_000  # test frames: far from every training and validation seed
+PROMPT_PADS = {"box_5": 0.05, "box_15": 0.15}
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a candidate network is trained (what the cache key covers)."""
+
+    arch: str = "unet"
+    base_filters: int = 8
+    input_size: tuple[int, int] = (192, 256)
+    prompted: bool = True
+    epochs: int = 14
+    steps_per_epoch: int = 140
+    batch_size: int = 8
+    seed: int = 0
+
+    def key(self, families: Sequence[str]) -> str:
+        """File stem of the network trained with this recipe on ``families``."""
+        h, w = self.input_size
+        mode = "p" if self.prompted else "z"
+        return (
+            f"{self.arch}{self.base_filters}-{h}x{w}{mode}-e{self.epochs}s{self.steps_per_epoch}"
+            f"b{self.batch_size}-seed{self.seed}-on-{'+'.join(sorted(families))}"
+        )
+
+
+def family_test_frames(name: str, n: int) -> list[SynthFrame]:
+    """``n`` frames of family ``name`` at the family's realistic sizes, from fixed test seeds."""
+    render = family(name)
+    return [render(TEST_FIRST_SEED + i) for i in range(n)]
+
+
+def as_imported(frame: SynthFrame) -> Frame:
+    """A synthetic frame as an imported scanner frame: grey pixels, field of view detected."""
+    return Frame(frame.image, None, detect_fov(frame.image))
+
+
+def padded_box(mask: np.ndarray, pad: float) -> tuple[int, int, int, int]:
+    """The mask's inclusive bounding box, each side moved out by ``pad`` of its width / height."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    x0, x1, y0, y1 = int(cols[0]), int(cols[-1]), int(rows[0]), int(rows[-1])
+    px, py = pad * (x1 - x0 + 1), pad * (y1 - y0 + 1)
+    h, w = mask.shape
+    return (
+        max(0, int(round(x0 - px))),
+        max(0, int(round(y0 - py))),
+        min(w - 1, int(round(x1 + px))),
+        min(h - 1, int(round(y1 + py))),
+    )
+
+
+def include_click(mask: np.ndarray, seed: int) -> tuple[float, float]:
+    """One click inside the gland, away from its border (as a person would place it)."""
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    ys, xs = np.nonzero(inner if inner.any() else mask)
+    i = int(np.random.default_rng(seed).integers(len(xs)))
+    return float(xs[i]), float(ys[i])
+
+
+def ellipse_in_box(shape: tuple[int, ...], box: tuple[int, int, int, int]) -> np.ndarray:
+    """Baseline: the ellipse inscribed in a box (bool mask of ``shape``)."""
+    x0, y0, x1, y1 = box
+    out = np.zeros(shape[:2], np.uint8)
+    centre = (int(round((x0 + x1) / 2)), int(round((y0 + y1) / 2)))
+    cv2.ellipse(out, centre, (max(1, (x1 - x0) // 2), max(1, (y1 - y0) // 2)), 0, 0, 360, 1, -1)
+    return out > 0
+
+
+def prior_ellipse(shape: tuple[int, ...], fov: Rect) -> np.ndarray:
+    """Zero-shot baseline: where glands usually are, an ellipse in the middle band of the FOV
+    (centre at 50 % of its width and 45 % of its height, 60 % wide and 25 % high)."""
+    cx, cy = fov.x + 0.5 * fov.width, fov.y + 0.45 * fov.height
+    half_w, half_h = 0.3 * fov.width, 0.125 * fov.height
+    box = (int(cx - half_w), int(cy - half_h), int(cx + half_w), int(cy + half_h))
+    return ellipse_in_box(shape, box)
+
+
+def grabcut_box(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Baseline: OpenCV GrabCut initialised with a box (5 iterations), on the box's
+    neighbourhood downscaled to at most 400 px wide for speed."""
+    h, w = image.shape
+    x0, y0, x1, y1 = box
+    mx, my = (x1 - x0) // 4 + 2, (y1 - y0) // 4 + 2
+    cx0, cy0, cx1, cy1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
+    crop = image[cy0:cy1, cx0:cx1]
+    scale = min(1.0, 400.0 / crop.shape[1])
+    small = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    rect = (
+        int((x0 - cx0) * scale),
+        int((y0 - cy0) * scale),
+        max(2, int((x1 - x0) * scale)),
+        max(2, int((y1 - y0) * scale)),
+    )
+    labels = np.zeros(small.shape, np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_GRAY2BGR), labels, rect, bgd, fgd, 5,
+                    cv2.GC_INIT_WITH_RECT)  # fmt: skip
+    except cv2.error:
+        return ellipse_in_box(image.shape, box)
+    fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.uint8)
+    out = np.zeros(image.shape, bool)
+    size = (cx1 - cx0, cy1 - cy0)
+    out[cy0:cy1, cx0:cx1] = cv2.resize(fg, size, interpolation=cv2.INTER_NEAREST) > 0
+    return out
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    iou, _ = metrics.batch_iou_dice(a[None], b[None])
+    return float(iou[0])
+
+
+def evaluate(
+    segmenter: Segmenter | None, frames: Sequence[SynthFrame], *, baselines: bool = False
+) -> dict[str, float]:
+    """Mean IoU on ``frames`` of every mode the segmenter has (and of the baselines).
+
+    Keys: ``zero_shot``; with prompts ``box_5``, ``box_15``, ``box_5_click``; with
+    ``baselines`` also ``prior_ellipse``, ``ellipse_box_5``, ``grabcut_box_5``. Values are mean
+    IoU over the frames; ``zero_shot_min`` is the worst frame."""
+    scores: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        scores.setdefault(key, []).append(value)
+
+    imported = [as_imported(f) for f in frames]
+    if segmenter is not None:
+        for frame, pred in zip(frames, segment_frames(segmenter, imported), strict=True):
+            add("zero_shot", _iou(pred.mask, frame.mask))
+        if len(segmenter.input_shape) == 3 and segmenter.input_shape[2] == 4:
+            for i, (frame, seen) in enumerate(zip(frames, imported, strict=True)):
+                for key, pad in PROMPT_PADS.items():
+                    box = padded_box(frame.mask, pad)
+                    add(key, _iou(segment_prompted(segmenter, seen, Prompt(box)).mask, frame.mask))
+                box = padded_box(frame.mask, 0.05)
+                click = Prompt(box, (include_click(frame.mask, i),))
+                add("box_5_click", _iou(segment_prompted(segmenter, seen, click).mask, frame.mask))
+    if baselines:
+        for frame, seen in zip(frames, imported, strict=True):
+            box = padded_box(frame.mask, 0.05)
+            add("prior_ellipse", _iou(prior_ellipse(frame.image.shape, seen.fov), frame.mask))
+            add("ellipse_box_5", _iou(ellipse_in_box(frame.image.shape, box), frame.mask))
+            add("grabcut_box_5", _iou(grabcut_box(frame.image, box), frame.mask))
+    out = {key: round(float(np.mean(v)), 4) for key, v in scores.items()}
+    if "zero_shot" in scores:
+        out["zero_shot_min"] = round(float(np.min(scores["zero_shot"])), 4)
+    return out
+
+
+def train_candidate(recipe: Recipe, families: Sequence[str], work_dir: Path, log: Progress) -> Path:
+    """Train (or find in ``work_dir``) the network of ``recipe`` on ``families``; returns its
+    ``.keras`` path (an ONNX copy and a card lie beside it)."""
+    from sgus_core.training.cards import save_model
+    from sgus_core.training.export import export_accelerated
+    from sgus_core.training.run import train_segmenter_synthetic
+    from sgus_core.training.synthetic import SynthConfig
+
+    name = recipe.key(families)
+    weights = Path(work_dir) / f"{name}.keras"
+    if weights.is_file() and weights.with_suffix(".onnx").is_file():
+        log(f"{name}: trained before, reusing it")
+        return weights
+    channels = 4 if recipe.prompted else 1
+    config = SynthConfig(tuple(sorted(families)), input_shape=(*recipe.input_size, channels))
+
+    def on_epoch(done: int, total: int, logs: dict[str, float]) -> None:
+        log(f"{name}: epoch {done}/{total} loss {logs.get('loss', 0):.3f} "
+            f"val_iou {logs.get('val_iou', 0):.3f}")  # fmt: skip
+
+    result = train_segmenter_synthetic(
+        config,
+        arch=recipe.arch,
+        epochs=recipe.epochs,
+        steps_per_epoch=recipe.steps_per_epoch,
+        batch_size=recipe.batch_size,
+        seed=recipe.seed,
+        model_options={"base_filters": recipe.base_filters, "depth": 4},
+        progress=on_epoch,
+    )
+    extra = {
+        "training_data": {"hash": config.digest(), **config.describe()},
+        "prompts": recipe.prompted,
+    }
+    weights, _ = save_model(result, Path(work_dir), name, card_extra=extra)
+    export_accelerated(weights, weights.with_suffix(".onnx"))
+    return weights
+
+
+def load_candidate(weights: Path) -> Segmenter:
+    """A trained candidate on ONNX Runtime (as the app would run it)."""
+    from sgus_core.inference.registry import load_model
+
+    return load_model(weights.stem, weights.parent, runtime="onnx")
+
+
+def leave_one_family_out(
+    recipe: Recipe,
+    work_dir: Path,
+    *,
+    families: Sequence[str] = tuple(FAMILIES),
+    n_test: int = 40,
+    log: Progress = print,
+) -> dict[str, Any]:
+    """Train on all families but one, test on the one left out, for each family.
+
+    Returns:
+        ``{"recipe": ..., "held_out": {family: {mode: IoU}}, "in_family": {family: {...}},
+        "baselines": {family: {...}}, "worst_held_out": {mode: IoU}}``. ``in_family`` is the
+        network trained on every family tested on each (never a basis for choosing).
+    """
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tests = {name: family_test_frames(name, n_test) for name in families}
+    held_out: dict[str, dict[str, float]] = {}
+    baselines: dict[str, dict[str, float]] = {}
+    for name in families:
+        others = [f for f in families if f != name]
+        model = load_candidate(train_candidate(recipe, others, work_dir, log))
+        held_out[name] = evaluate(model, tests[name])
+        baselines[name] = evaluate(None, tests[name], baselines=True)
+        log(f"held out {name}: {held_out[name]}  baselines {baselines[name]}")
+    everything_path = train_candidate(recipe, families, work_dir, log)
+    everything = load_candidate(everything_path)
+    in_family = {name: evaluate(everything, tests[name]) for name in families}
+    modes = sorted({m for row in held_out.values() for m in row})
+    worst = {m: min(row[m] for row in held_out.values() if m in row) for m in modes}
+    return {
+        "recipe": recipe.__dict__ | {"input_size": list(recipe.input_size)},
+        "n_test_per_family": n_test,
+        "held_out": held_out,
+        "in_family": in_family,
+        "baselines": baselines,
+        "worst_held_out": worst,
+        "all_families_model": str(everything_path),
+    }
+
+
+def evaluate_shipped(
+    names: Sequence[str], models_dir: Path, *, families: Sequence[str] = tuple(FAMILIES),
+    n_test: int = 40,
+) -> dict[str, dict[str, dict[str, float]]]:  # fmt: skip
+    """Shipped models on every family's test frames: ``{model: {family: {mode: IoU}}}``."""
+    from sgus_core.inference.registry import load_model
+
+    tests = {name: family_test_frames(name, n_test) for name in families}
+    return {
+        model: {
+            name: evaluate(load_model(model, models_dir), frames) for name, frames in tests.items()
+        }
+        for model in names
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The leave-one-family-out table as text (rows: held-out family; columns: modes)."""
+    modes = ["zero_shot", "zero_shot_min", "box_5", "box_15", "box_5_click"]
+    base = ["prior_ellipse", "ellipse_box_5", "grabcut_box_5"]
+    lines = [f"{'held-out family':<16}" + "".join(f"{m:>14}" for m in modes + base)]
+    for name, row in result["held_out"].items():
+        cells = [row.get(m) for m in modes] + [result["baselines"][name].get(m) for m in base]
+        lines.append(
+            f"{name:<16}" + "".join(f"{c:>14.3f}" if c is not None else f"{'-':>14}" for c in cells)
+        )
+    worst = result["worst_held_out"]
+    lines.append(f"{'worst held-out':<16}" + "".join(
+        f"{worst[m]:>14.3f}" if m in worst else f"{'-':>14}" for m in modes))  # fmt: skip
+    lines.append("")
+    lines.append("in-family (trained on every family; not a basis for choosing):")
+    for name, row in result["in_family"].items():
+        lines.append(f"{name:<16}" + "".join(f"{row.get(m, float('nan')):>14.3f}" for m in modes))
+    return "\n".join(lines)
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    """Keep a run's figures beside its networks."""
+    Path(path).write_text(json.dumps(result, indent=2), encoding="utf-8")
+
+
+def median(values: Sequence[float]) -> float:
+    """Median of a non-empty sequence."""
+    return float(statistics.median(values))

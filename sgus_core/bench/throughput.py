@@ -1,0 +1,146 @@
+"""``sgus bench``: this machine's float32 peak and each shipped model's throughput, in one run.
+
+The peak is the best of several large float32 matrix multiplications (numpy's BLAS on all cores:
+2 n^3 FLOPs each). A model's throughput is the median images/s over repeated timed batches after a
+warm-up; its fraction of peak is images/s x GFLOPs per image / peak GFLOP/s.
+
+Every model is measured on every runtime it can run on (Keras/TensorFlow, and ONNX Runtime and
+OpenVINO on its ``.onnx`` copy); its row reports the fastest, and ``runtimes`` keeps them all.
+``record=True`` writes the fastest into each model card (``"runtime"``), which is what
+``load_model(..., runtime="auto")`` then uses.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sgus_core.errors import ModelError
+from sgus_core.inference.registry import default_model_names, load_model, model_names, read_card
+from sgus_core.inference.runtimes import ACCELERATED_RUNTIMES, KerasModel
+
+if TYPE_CHECKING:  # imports TensorFlow only when a frozen graph is loaded
+    from sgus_core.inference.frozen_graph import FrozenGraphSegmenter
+
+MATMUL_N = 2048
+
+
+def measure_peak_gflops(*, repeats: int = 7, n: int = MATMUL_N) -> float:
+    """Float32 GFLOP/s of the best of ``repeats`` n x n matrix multiplications."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    a @ b  # warm-up: threads started, pages touched
+    best = min(_seconds(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _seconds(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def images_per_second(
+    model: KerasModel | FrozenGraphSegmenter, *, batch: int = 1, seconds: float = 3.0
+) -> float:
+    """Median images/s of a loaded model at ``batch`` over ~``seconds`` of timed runs (at least
+    10), after 3 warm-up runs."""
+    shape = (batch, *model.input_shape)
+    x = np.random.default_rng(1).random(shape, dtype=np.float32)
+    grade = model.card.get("task") == "grade"
+    # Only the Keras-file runtimes (Keras, ONNX Runtime, OpenVINO) run graders.
+    forward: Callable[[np.ndarray], np.ndarray] = (
+        model.predict_grades
+        if grade and isinstance(model, KerasModel)
+        else model.predict_probabilities
+    )
+    for _ in range(3):
+        forward(x)
+    rates: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(rates) < 10:
+        rates.append(batch / _seconds(lambda: forward(x)))
+    return statistics.median(rates)
+
+
+def _runtimes(models_dir: Path, name: str) -> tuple[str, ...]:
+    if not (Path(models_dir) / f"{name}.onnx").is_file():
+        return ("keras",)
+    return ("keras", *ACCELERATED_RUNTIMES)
+
+
+def run_bench(
+    models_dir: Path,
+    *,
+    batch: int = 1,
+    seconds: float = 3.0,
+    progress: Callable[[int, int], None] | None = None,
+    record: bool = False,
+    names: list[str] | None = None,
+    rounds: int = 1,
+) -> dict[str, Any]:
+    """Peak and every model's throughput in docs/CLI.md's ``sgus bench --json`` shape.
+
+    Each row is the model on its fastest runtime, plus ``runtimes`` ({runtime: images/s}, every
+    runtime measured) and ``unavailable`` ({runtime: why} for those that could not load).
+    ``names`` limits the run to those models; ``record`` writes each fastest runtime into its
+    model card. With ``rounds`` > 1 the peak and every model x runtime are measured that many
+    times, interleaved, and the medians reported (a shared machine's noise moves single runs by
+    tens of per cent).
+    """
+    models_dir = Path(models_dir)
+    names = names or model_names(models_dir, cards_only=True)
+    cards = {name: read_card(models_dir, name) for name in names}
+    jobs = [(name, runtime) for name in names for runtime in _runtimes(models_dir, name)]
+    loaded: dict[tuple[str, str], KerasModel | FrozenGraphSegmenter] = {}
+    rates: dict[tuple[str, str], list[float]] = {}
+    unavailable: dict[str, dict[str, str]] = {name: {} for name in names}
+    peaks: list[float] = []
+    for round_index in range(max(1, rounds)):
+        peaks.append(measure_peak_gflops())
+        for done, (name, runtime) in enumerate(jobs, start=1):
+            if (name, runtime) not in loaded and runtime not in unavailable[name]:
+                try:
+                    loaded[name, runtime] = load_model(name, models_dir, runtime=runtime)
+                except ModelError as exc:
+                    unavailable[name][runtime] = str(exc)
+            if (name, runtime) in loaded:
+                rate = images_per_second(loaded[name, runtime], batch=batch, seconds=seconds)
+                rates.setdefault((name, runtime), []).append(rate)
+            if progress:
+                progress(round_index * len(jobs) + done, max(1, rounds) * len(jobs))
+    peak = statistics.median(peaks)
+    rows = []
+    for name in names:
+        measured = {rt: statistics.median(r) for (n, rt), r in rates.items() if n == name}
+        if not measured:
+            raise ModelError(f"{name} could not be loaded by any runtime: {unavailable[name]}")
+        runtime = max(measured, key=lambda rt: measured[rt])
+        gflops = float(cards[name]["gflops"])
+        rows.append(
+            {
+                "name": name,
+                "runtime": runtime,
+                "gflops": round(gflops, 3),
+                "batch": batch,
+                "images_per_s": round(measured[runtime], 1),
+                "fraction_of_peak": round(measured[runtime] * gflops / peak, 3),
+                "runtimes": {rt: round(v, 1) for rt, v in measured.items()},
+                "unavailable": unavailable[name],
+            }
+        )
+        if record:
+            card = cards[name] | {"runtime": runtime}
+            (models_dir / f"{name}.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+    return {
+        "peak_gflops": round(peak, 1),
+        "default_model": default_model_names(models_dir).get("segment", ""),
+        "models": rows,
+    }

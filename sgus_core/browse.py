@@ -1,0 +1,187 @@
+"""What the Browse page shows, assembled from the store and the image files (no UI here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from sgus_core import imaging
+from sgus_core.errors import ImageReadError
+from sgus_core.imaging.frame import Frame
+from sgus_core.imaging.privacy import frame_for_display
+from sgus_core.settings import DEFAULT_MAX_PIXELS
+from sgus_core.store import (
+    BrowseRow,
+    Grade,
+    ImageFilter,
+    ImageRecord,
+    LabelStore,
+    MaskVersion,
+    StatusEvent,
+)
+
+THUMBNAIL_SIDE = 256
+PREDICTION_COLOUR = (255, 64, 64)
+# Colour-blind-safe palette (Okabe-Ito) for raters' outlines, assigned in name order.
+RATER_COLOURS = (
+    (230, 159, 0),
+    (86, 180, 233),
+    (0, 158, 115),
+    (240, 228, 66),
+    (0, 114, 178),
+    (213, 94, 0),
+    (204, 121, 167),
+)
+
+
+def rater_colour(index: int) -> tuple[int, int, int]:
+    """The outline colour of the ``index``-th rater (cycling through the palette)."""
+    return RATER_COLOURS[index % len(RATER_COLOURS)]
+
+
+def load_frame(
+    store: LabelStore, image: ImageRecord, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Frame:
+    """Read the stored image's frame from disk, blanked outside its field of view where the
+    import asked for it (personal data in burned-in text).
+
+    Raises:
+        ImageReadError: the file is gone, changed or unreadable.
+    """
+    path = store.image_path(image)
+    if not path.is_file():
+        raise ImageReadError(f"The file of this image is missing: {path}")
+    frames = imaging.read_frames(path, max_pixels=max_pixels)
+    if image.frame_index >= len(frames):
+        raise ImageReadError(f"{path} no longer has frame {image.frame_index}.")
+    frame = frames[image.frame_index]
+    pixels = frame_for_display(frame.pixels, image.meta, image.fov)
+    return frame if pixels is frame.pixels else replace(frame, pixels=pixels)
+
+
+def thumbnail_key(row: BrowseRow) -> str:
+    """Cache key of a row's thumbnail: changes when the image or its latest mask changes."""
+    image = row.image
+    return (
+        f"{image.content_hash[:24]}_{image.frame_index}_{row.mask_version_id or 0}_{THUMBNAIL_SIDE}"
+    )
+
+
+def ensure_thumbnail(store: LabelStore, cache: imaging.ThumbnailCache, row: BrowseRow) -> Path:
+    """The on-disk thumbnail of a Browse row (latest mask outline drawn), built on first use."""
+
+    def build() -> bytes:
+        frame = load_frame(store, row.image)
+        mask = None
+        if row.mask_version_id is not None:
+            mask = imaging.decode_mask_png(store.get_mask(row.mask_version_id).png)
+        return imaging.make_thumbnail(frame.pixels, mask, max_side=THUMBNAIL_SIDE)
+
+    return cache.get_or_create(thumbnail_key(row), build)
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """One outline in the detail view."""
+
+    label: str
+    mask: np.ndarray
+    colour: tuple[int, int, int]
+    version_id: int | None
+    area_px: int
+
+
+@dataclass(frozen=True)
+class ImageDetail:
+    """Everything the detail view shows of one image."""
+
+    image: ImageRecord
+    pixels: np.ndarray
+    overlays: list[Overlay]
+    grades: list[Grade]
+    masks: list[MaskVersion]
+    statuses: list[StatusEvent]
+
+    def area_mm2(self, area_px: int) -> float | None:
+        """Area in mm2 from the image's pixel spacing (None when unknown)."""
+        if self.image.spacing_mm is None:
+            return None
+        return area_px * self.image.spacing_mm**2
+
+
+def image_detail(
+    store: LabelStore, image_id: int, *, hidden_raters: set[str] | None = None
+) -> ImageDetail:
+    """Load an image with each rater's latest mask, the latest prediction and the history.
+
+    ``hidden_raters`` are left out entirely (blind study rounds).
+    """
+    image = store.get_image(image_id)
+    frame = load_frame(store, image)
+    hidden = hidden_raters or set()
+    masks = [m for m in store.mask_history(image_id) if m.rater not in hidden]
+    latest: dict[str, MaskVersion] = {m.rater: m for m in masks}
+    all_raters = [r.name for r in store.list_raters()]
+    overlays = [
+        Overlay(
+            label=name,
+            mask=imaging.decode_mask_png(version.png),
+            colour=rater_colour(all_raters.index(name)),
+            version_id=version.id,
+            area_px=version.area_px,
+        )
+        for name, version in sorted(latest.items())
+    ]
+    prediction = store.latest_prediction(image_id)
+    if prediction is not None and "model" not in hidden:
+        overlays.append(
+            Overlay(
+                label=f"model {prediction.model}",
+                mask=imaging.decode_mask_png(prediction.png),
+                colour=PREDICTION_COLOUR,
+                version_id=None,
+                area_px=prediction.area_px,
+            )
+        )
+    return ImageDetail(
+        image=image,
+        pixels=frame.pixels,
+        overlays=overlays,
+        grades=[g for g in store.grade_history(image_id) if g.rater not in hidden],
+        masks=masks,
+        statuses=[s for s in store.status_history(image_id) if s.rater not in hidden],
+    )
+
+
+@dataclass(frozen=True)
+class PatientGland:
+    """One gland image of a patient with one rater's latest grade."""
+
+    image: ImageRecord
+    grade: Grade | None
+
+
+def patient_glands(
+    store: LabelStore, dataset_id: int, patient: str, rater: str
+) -> list[PatientGland]:
+    """A patient's gland images (parotid R/L, submandibular R/L order) with ``rater``'s latest grades.
+
+    When a gland has several frames, the one with the newest grade of ``rater`` represents it.
+    """
+    rows, _ = store.browse(ImageFilter(dataset_id=dataset_id, patient=patient), limit=1000)
+    order: dict[tuple[str | None, str | None], int] = {
+        ("parotid", "R"): 0,
+        ("parotid", "L"): 1,
+        ("submandibular", "R"): 2,
+        ("submandibular", "L"): 3,
+    }
+    best: dict[tuple[str | None, str | None], PatientGland] = {}
+    for row in rows:
+        grade = store.latest_grades(row.image.id).get(rater)
+        key = (row.image.gland, row.image.side)
+        current = best.get(key)
+        if current is None or (grade and (current.grade is None or grade.id > current.grade.id)):
+            best[key] = PatientGland(row.image, grade)
+    return sorted(best.values(), key=lambda g: order.get((g.image.gland, g.image.side), 9))

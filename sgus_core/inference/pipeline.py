@@ -1,0 +1,168 @@
+"""The frame pipeline: a frame -> its field of view -> the network -> a :class:`Prediction`.
+
+A prediction travels: frame -> FOV crop -> ``processing.preprocess`` -> a runtime's forward pass
+-> ``processing.probability_in_frame`` / ``postprocess`` -> :class:`Prediction` (arrays at the
+frame's size); the grader then reads the FOV (or the gland box) with the mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sgus_core import imaging
+from sgus_core.errors import ModelError
+from sgus_core.imaging import Frame, Rect
+from sgus_core.inference import processing
+from sgus_core.inference.prompts import Prompt, encode_prompt, prompt_region, takes_prompts
+from sgus_core.inference.runtimes import Grader, Segmenter
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model says about one frame (arrays at the frame's size)."""
+
+    mask: np.ndarray
+    probability: np.ndarray
+    contour: np.ndarray
+    overlay: np.ndarray
+    area_px: int
+    area_mm2: float | None
+    grade: int | None
+    grade_probabilities: tuple[float, ...] | None
+    model: str
+    fov: Rect
+
+
+def grader_input(fov_pixels: np.ndarray, fov_mask: np.ndarray | None, grader: Grader) -> np.ndarray:
+    """The grader's (H, W, C) input for one FOV crop: the whole FOV (``grader_frame``) or the
+    padded gland box with its mask as a second channel (``grader_crop``), as in training."""
+    height, width, channels = grader.input_shape
+    if grader.design == "grader_crop":
+        crop, crop_mask = processing.gland_crop(fov_pixels, fov_mask, (height, width))
+        layers = [crop, crop_mask.astype(np.float32)][:channels]
+        return np.stack(layers, axis=-1)
+    return processing.preprocess_frame(fov_pixels, (height, width))[..., np.newaxis]
+
+
+def _predict_one(
+    frame: Frame,
+    probability: np.ndarray,
+    mask: np.ndarray,
+    grades: np.ndarray | None,
+    model: str,
+) -> Prediction:
+    area_px, area_mm2 = processing.area(mask, frame.spacing_mm)
+    probs = None if grades is None else tuple(float(p) for p in grades)
+    return Prediction(
+        mask=mask,
+        probability=probability,
+        contour=imaging.mask_contour(mask),
+        overlay=imaging.draw_overlay(frame.pixels, [(mask, (255, 64, 64))]),
+        area_px=area_px,
+        area_mm2=area_mm2,
+        grade=None if probs is None else int(np.argmax(probs)),
+        grade_probabilities=probs,
+        model=model,
+        fov=frame.fov,
+    )
+
+
+def _model_name(segmenter: Segmenter, grader: Grader | None) -> str:
+    return segmenter.name if grader is None else f"{segmenter.name}+{grader.name}"
+
+
+def segment_frames(
+    segmenter: Segmenter,
+    frames: Sequence[Frame],
+    *,
+    grader: Grader | None = None,
+    batch_size: int = 8,
+    threshold: float = processing.THRESHOLD,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Prediction]:
+    """Segment (and grade) frames in batches; raw scanner screenshots work through their FOV."""
+    out: list[Prediction] = []
+    for start in range(0, len(frames), max(1, batch_size)):
+        chunk = frames[start : start + batch_size]
+        crops = [f.pixels[f.fov.slices] for f in chunk]
+        batch = np.concatenate([processing.preprocess(c, segmenter.input_shape) for c in crops])
+        probabilities = segmenter.predict_probabilities(batch)
+        masks, maps = [], []
+        for frame, prob in zip(chunk, probabilities, strict=True):
+            full = processing.probability_in_frame(prob, frame.fov, frame.pixels.shape)
+            maps.append(full)
+            masks.append(processing.postprocess(full, threshold=threshold))
+        grades = None
+        if grader is not None:
+            inputs = np.stack(
+                [
+                    grader_input(crop, mask[f.fov.slices], grader)
+                    for crop, mask, f in zip(crops, masks, chunk, strict=True)
+                ]
+            )
+            grades = grader.predict_grades(inputs)
+        name = _model_name(segmenter, grader)
+        for i, (frame, full, mask) in enumerate(zip(chunk, maps, masks, strict=True)):
+            out.append(_predict_one(frame, full, mask, None if grades is None else grades[i], name))
+        if progress:
+            progress(min(start + batch_size, len(frames)), len(frames))
+    return out
+
+
+def _prompted_region_picker(prompt: Prompt) -> Callable[[np.ndarray, int], int]:
+    """Which connected region a prompt means: the one holding most include clicks, else the one
+    with most pixels inside the box."""
+
+    def pick(labels: np.ndarray, count: int) -> int:
+        if prompt.include:
+            hits = [int(labels[int(y), int(x)]) for x, y in prompt.include]
+            hits = [h for h in hits if h > 0]
+            if hits:
+                return max(set(hits), key=hits.count)
+        x0, y0, x1, y1 = prompt.box
+        inside = np.bincount(labels[y0 : y1 + 1, x0 : x1 + 1].ravel(), minlength=count + 1)
+        inside[0] = 0
+        return int(np.argmax(inside)) if inside.any() else 1
+
+    return pick
+
+
+def segment_prompted(
+    segmenter: Segmenter,
+    frame: Frame,
+    prompt: Prompt,
+    *,
+    grader: Grader | None = None,
+    threshold: float = processing.THRESHOLD,
+) -> Prediction:
+    """Segment one frame from a prompt: a box around the gland and optional clicks.
+
+    The network sees the box's neighbourhood (:func:`~sgus_core.inference.prompts.prompt_region`)
+    with the prompt channels; the mask is the connected region the prompt points at, and nothing
+    outside the box's neighbourhood.
+
+    Raises:
+        ModelError: the segmenter does not take prompts.
+        PromptError: the prompt does not fit the frame.
+    """
+    if not takes_prompts(segmenter.input_shape):
+        raise ModelError(
+            f"{segmenter.name} does not take box or click prompts; use a prompted segmenter "
+            '(its card says "prompts": true).'
+        )
+    prompt = prompt.checked(frame.pixels.shape)
+    region = prompt_region(prompt.box, frame.pixels.shape)
+    height, width = int(segmenter.input_shape[0]), int(segmenter.input_shape[1])
+    x = processing.preprocess(frame.pixels[region.slices], segmenter.input_shape)
+    x[0, :, :, 1:] = encode_prompt(prompt, region, (height, width))
+    probability = segmenter.predict_probabilities(x)[0]
+    full = processing.probability_in_frame(probability, region, frame.pixels.shape)
+    mask = processing.postprocess(full, threshold=threshold, keep=_prompted_region_picker(prompt))
+    grades = None
+    if grader is not None:
+        crop = frame.pixels[frame.fov.slices]
+        grades = grader.predict_grades(grader_input(crop, mask[frame.fov.slices], grader)[None])[0]
+    return _predict_one(frame, full, mask, grades, _model_name(segmenter, grader))

@@ -1,0 +1,279 @@
+"""Comparisons of label sources (a model, a rater, a rater's round, the raters' consensus) over a
+dataset. Feeds the Review page, the study report and ``sgus evaluate``'s figures alike.
+
+Per-image mask agreement is computed once per pair of mask versions and cached, so an aggregate
+over thousands of images is a vectorised pass over per-image numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sgus_core import imaging, metrics
+from sgus_core.store import ImageRecord, LabelStore
+from sgus_core.vocabulary import SOURCE_KINDS
+
+KINDS = SOURCE_KINDS
+# Literature reference lines (docs/SGUS.md).
+REFERENCE_LINES = {
+    "Deep SGUS inter-observer IoU": 0.76,
+    "Deep SGUS intra-observer IoU": 0.84,
+    "Deep SGUS FCN-DenseNet IoU": 0.85,
+}
+REFERENCE_KAPPAS = {
+    "HarmonicSS intra-rater (de Vita)": 0.86,
+    "HarmonicSS inter-rater (de Vita)": 0.75,
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A label source: ``rater`` (name), ``model`` (name), ``round`` (rater in round), or
+    ``consensus`` (pixel-majority masks and median grades of the human raters)."""
+
+    kind: str
+    name: str = ""
+    round_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How the source is shown."""
+        if self.kind == "consensus":
+            return "consensus of raters"
+        if self.kind == "round":
+            return f"{self.name} (round {self.round_id})"
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class Labels:
+    """One source's labels of one image."""
+
+    key: str  # identifies the mask (for the agreement cache)
+    mask_png: bytes | None
+    devita: int | None
+    probabilities: tuple[float, ...] | None = None
+
+
+def available_sources(store: LabelStore, dataset_id: int) -> list[Source]:
+    """Every source with labels in the dataset: raters, models, raters' rounds, consensus."""
+    sources: list[Source] = []
+    for rater in store.list_raters():
+        if store.latest_grades_for_dataset(
+            dataset_id, rater.name
+        ) or store.latest_masks_for_dataset(dataset_id, rater.name):
+            sources.append(Source("rater", rater.name))
+    sources += [Source("model", name) for name in store.models_with_predictions(dataset_id)]
+    for rnd in store.list_rounds(dataset_id):
+        sources += [Source("round", r, rnd.id) for r in rnd.raters]
+    if sum(s.kind == "rater" for s in sources) >= 2:
+        sources.append(Source("consensus"))
+    return sources
+
+
+def load_labels(store: LabelStore, dataset_id: int, source: Source) -> dict[int, Labels]:
+    """``{image_id: Labels}`` of a source over a dataset."""
+    if source.kind in ("rater", "round"):
+        masks = store.latest_masks_for_dataset(dataset_id, source.name)
+        grades = store.latest_grades_for_dataset(dataset_id, source.name)
+        if source.kind == "round":
+            masks = {
+                i: m
+                for i, m in _round_latest(store, dataset_id, source, "mask").items()
+                if m is not None
+            }
+            grades = _round_latest(store, dataset_id, source, "grade")
+        out = {}
+        for image_id in set(masks) | set(grades):
+            m, g = masks.get(image_id), grades.get(image_id)
+            out[image_id] = Labels(
+                key=f"m{m.id}" if m else "", mask_png=m.png if m else None,
+                devita=g.devita if g else None,
+            )  # fmt: skip
+        return out
+    if source.kind == "model":
+        out = {}
+        for image in store.list_images(dataset_id):
+            p = store.latest_prediction(image.id, source.name)
+            if p is not None:
+                out[image.id] = Labels(f"p{p.id}", p.png, p.grade, p.grade_probabilities)
+        return out
+    if source.kind == "consensus":
+        return _consensus(store, dataset_id)
+    raise ValueError(f"Unknown source kind {source.kind!r}; use one of {KINDS}.")
+
+
+def _round_latest(store: LabelStore, dataset_id: int, source: Source, what: str) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    if source.round_id is None:  # a round source without its round has no labels
+        return out
+    rnd = store.get_round(source.round_id)
+    for image_id in rnd.image_ids if rnd else ():
+        history = (
+            store.mask_history(image_id, source.name)
+            if what == "mask"
+            else store.grade_history(image_id, source.name)
+        )
+        in_round = [h for h in history if h.round_id == source.round_id]
+        if in_round:
+            out[image_id] = in_round[-1]
+    return out
+
+
+def _consensus(store: LabelStore, dataset_id: int) -> dict[int, Labels]:
+    raters = [s.name for s in available_sources_raters(store, dataset_id)]
+    per_rater = [load_labels(store, dataset_id, Source("rater", r)) for r in raters]
+    out = {}
+    for image_id in set().union(*[set(p) for p in per_rater]) if per_rater else ():
+        labels = [p[image_id] for p in per_rater if image_id in p]
+        masks = [imaging.decode_mask_png(x.mask_png) for x in labels if x.mask_png]
+        grades = [x.devita for x in labels if x.devita is not None]
+        png = imaging.encode_mask_png(metrics.consensus_mask(np.stack(masks))) if masks else None
+        grade = None
+        if grades:
+            grade = int(metrics.consensus_grade(np.array([grades], dtype=float))[0])
+        key = "c" + "-".join(x.key for x in labels)
+        out[image_id] = Labels(key, png, grade)
+    return out
+
+
+def available_sources_raters(store: LabelStore, dataset_id: int) -> list[Source]:
+    """The human raters with labels in the dataset (the consensus is made of them)."""
+    return [s for s in available_sources(store, dataset_id) if s.kind == "rater"]
+
+
+@lru_cache(maxsize=200_000)
+def _pair_figures(
+    key_a: str, key_b: str, png_a: bytes, png_b: bytes, spacing: float | None
+) -> tuple[float, float, float, int, int]:
+    a, b = imaging.decode_mask_png(png_a), imaging.decode_mask_png(png_b)
+    m = metrics.mask_agreement(a, b, spacing_mm=spacing)
+    return m.iou, m.dice, m.hd95, m.area_a_px, m.area_b_px
+
+
+@dataclass
+class Comparison:
+    """Source A against source B over a set of images."""
+
+    a: Source
+    b: Source
+    per_image: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def compare(
+    store: LabelStore,
+    dataset_id: int,
+    a: Source,
+    b: Source,
+    *,
+    images: list[ImageRecord] | None = None,
+) -> Comparison:
+    """Per-image mask and grade agreement of two sources, and the aggregate figures."""
+    images = images if images is not None else store.list_images(dataset_id)
+    labels_a = load_labels(store, dataset_id, a)
+    labels_b = load_labels(store, dataset_id, b)
+    rows = []
+    for image in images:
+        la, lb = labels_a.get(image.id), labels_b.get(image.id)
+        if la is None or lb is None:
+            continue
+        row: dict[str, Any] = {
+            "image_id": image.id,
+            "image": image.label,
+            "path": image.path,
+            "gland": image.gland,
+            "side": image.side,
+            "grade_a": la.devita,
+            "grade_b": lb.devita,
+            "iou": np.nan,
+            "dice": np.nan,
+            "hd95": np.nan,
+            "area_a_mm2": np.nan,
+            "area_b_mm2": np.nan,
+        }
+        if la.mask_png and lb.mask_png:
+            iou, dice, hd95, area_a, area_b = _pair_figures(
+                la.key, lb.key, la.mask_png, lb.mask_png, image.spacing_mm
+            )
+            mm2 = (image.spacing_mm or np.nan) ** 2
+            row.update(
+                iou=iou, dice=dice, hd95=hd95, area_a_mm2=area_a * mm2, area_b_mm2=area_b * mm2
+            )
+        for g, p in enumerate(lb.probabilities or ()):
+            row[f"p{g}"] = p
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return Comparison(a, b, table, summarize(table))
+
+
+def summarize(table: pd.DataFrame) -> dict[str, Any]:
+    """Aggregate figures of a per-image comparison table (vectorised; no mask decoding)."""
+    if table.empty:
+        return {"n": 0}
+    iou = table["iou"].to_numpy(dtype=float)
+    grades = table[["grade_a", "grade_b"]].to_numpy(dtype=float)
+    graded = np.all(np.isfinite(grades), axis=1)
+    ga, gb = grades[graded, 0], grades[graded, 1]
+    out: dict[str, Any] = {
+        "n": int(len(table)),
+        "n_masks": int(np.isfinite(iou).sum()),
+        "iou_mean": float(np.nanmean(iou)) if np.isfinite(iou).any() else None,
+        "iou_median": float(np.nanmedian(iou)) if np.isfinite(iou).any() else None,
+        "dice_mean": float(np.nanmean(table["dice"])) if np.isfinite(iou).any() else None,
+        "n_graded": int(graded.sum()),
+    }
+    if graded.sum() >= 2:
+        out["grade_accuracy"] = metrics.accuracy(ga, gb)
+        out["confusion"] = metrics.confusion(ga, gb).tolist()
+        for w in (None, "linear", "quadratic"):
+            k = metrics.cohen_kappa(ga, gb, weights=w, n_boot=300)
+            out[f"kappa_{w or 'unweighted'}"] = [k.kappa, k.ci_low, k.ci_high]
+    areas = table[["area_a_mm2", "area_b_mm2"]].to_numpy(dtype=float)
+    if np.isfinite(areas).all(axis=1).sum() >= 3:
+        ba = metrics.bland_altman(areas[:, 0], areas[:, 1])
+        out["bland_altman_mm2"] = {
+            "bias": ba.mean_diff,
+            "loa": [ba.loa_low, ba.loa_high],
+            "n": ba.n,
+        }
+        icc = metrics.icc_2_1(areas)
+        out["icc_area"] = [icc.icc, icc.ci_low, icc.ci_high]
+    prob_cols = [f"p{g}" for g in range(4)]
+    if all(c in table for c in prob_cols) and graded.sum() >= 2:
+        probs = table.loc[graded, prob_cols].to_numpy(dtype=float)
+        if np.isfinite(probs).all():
+            out["auc_per_grade"] = [c.auc for c in metrics.roc_per_grade(ga.astype(int), probs)]
+    return out
+
+
+def restrict(comparison: Comparison, keep: pd.Series) -> Comparison:
+    """The comparison over a subset of its rows (a boolean Series), figures recomputed."""
+    table = comparison.per_image[keep].reset_index(drop=True)
+    return Comparison(comparison.a, comparison.b, table, summarize(table))
+
+
+def metadata_values(images: list[ImageRecord]) -> set[str]:
+    """``"column=value"`` strings of the metadata columns imported with the images (centre...)."""
+    return {f"{k}={v}" for image in images for k, v in image.meta.get("csv", {}).items()}
+
+
+def rater_matrix(
+    store: LabelStore, dataset_id: int, sources: list[Source]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pairwise mean IoU and unweighted Cohen's kappa between sources (symmetric matrices)."""
+    names = [s.label for s in sources]
+    iou = pd.DataFrame(np.eye(len(sources)), index=names, columns=names)
+    kappa = iou.copy()
+    for i, a in enumerate(sources):
+        for j in range(i + 1, len(sources)):
+            s = compare(store, dataset_id, a, sources[j]).summary
+            iou.iloc[i, j] = iou.iloc[j, i] = s.get("iou_mean") or np.nan
+            k = s.get("kappa_unweighted")
+            kappa.iloc[i, j] = kappa.iloc[j, i] = k[0] if k else np.nan
+    return iou, kappa

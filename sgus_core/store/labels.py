@@ -1,0 +1,425 @@
+"""Labels: mask versions, grades and statuses, each appended, never overwritten."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Table, func, insert, select
+
+from sgus_core.errors import StoreError
+from sgus_core.store import schema as t
+from sgus_core.store.base import StoreBase, utc_now
+from sgus_core.store.records import Grade, MaskVersion, StatusEvent
+from sgus_core.vocabulary import MASK_SOURCES, STATUSES
+
+_L = TypeVar("_L", MaskVersion, Grade)
+
+
+def _mask(row: Any) -> MaskVersion:
+    return MaskVersion(**row._mapping)
+
+
+def _grade(row: Any) -> Grade:
+    m = dict(row._mapping)
+    m["hocevar"] = tuple(m["hocevar"]) if m["hocevar"] is not None else None
+    return Grade(**m)
+
+
+def _newest_per_rater(history: Sequence[_L]) -> dict[str, _L]:
+    """The last of each rater's versions in an oldest-first history."""
+    latest: dict[str, _L] = {}
+    for version in history:
+        latest[version.rater] = version
+    return latest
+
+
+class LabelArea(StoreBase):
+    """Labels: mask versions, grades and statuses, each appended, never overwritten."""
+
+    def save_mask(
+        self,
+        image_id: int,
+        rater: str,
+        png: bytes,
+        *,
+        area_px: int,
+        source: str,
+        parent_id: int | None = None,
+        model_id: int | None = None,
+        round_id: int | None = None,
+        actor: str | None = None,
+    ) -> MaskVersion:
+        """Append a new mask version; earlier versions stay untouched.
+
+        Raises:
+            StoreError: unknown source, image or rater, or a parent of another image.
+        """
+        if source not in MASK_SOURCES:
+            raise StoreError(f"Unknown mask source {source!r}; use one of {MASK_SOURCES}.")
+        with self.transaction() as conn:
+            return self._save_mask(
+                conn, image_id, rater, png, area_px, source, parent_id, model_id, round_id, actor
+            )
+
+    def _save_mask(
+        self,
+        conn: Connection,
+        image_id: int,
+        rater: str,
+        png: bytes,
+        area_px: int,
+        source: str,
+        parent_id: int | None,
+        model_id: int | None,
+        round_id: int | None,
+        actor: str | None,
+    ) -> MaskVersion:
+        rater_id = self._rater_id(conn, rater)
+        if parent_id is not None:
+            parent_image = conn.execute(
+                select(t.mask_versions.c.image_id).where(t.mask_versions.c.id == parent_id)
+            ).scalar()
+            if parent_image != image_id:
+                raise StoreError(f"Mask version {parent_id} is not a version of image {image_id}.")
+        newest = conn.execute(
+            select(func.max(t.mask_versions.c.id)).where(
+                t.mask_versions.c.image_id == image_id, t.mask_versions.c.rater_id == rater_id
+            )
+        ).scalar()
+        stale = parent_id is not None and newest is not None and newest != parent_id
+        now = utc_now()
+        result = conn.execute(
+            insert(t.mask_versions).values(
+                image_id=image_id,
+                rater_id=rater_id,
+                round_id=round_id,
+                source=source,
+                parent_id=parent_id,
+                model_id=model_id,
+                png=png,
+                area_px=int(area_px),
+                created_at=now,
+            )
+        )
+        new_id = self._inserted_id(result, "mask version")
+        self._audit(
+            conn,
+            actor or rater,
+            "save",
+            "mask",
+            new_id,
+            {
+                "image_id": image_id,
+                "rater": rater,
+                "source": source,
+                "parent_id": parent_id,
+                "stale_parent": stale,
+            },
+        )
+        return MaskVersion(
+            new_id, image_id, rater, source, parent_id, model_id, round_id, png, int(area_px), now,
+            stale,
+        )  # fmt: skip
+
+    _MASK_COLS = (
+        t.mask_versions.c.id,
+        t.mask_versions.c.image_id,
+        t.raters.c.name.label("rater"),
+        t.mask_versions.c.source,
+        t.mask_versions.c.parent_id,
+        t.mask_versions.c.model_id,
+        t.mask_versions.c.round_id,
+        t.mask_versions.c.png,
+        t.mask_versions.c.area_px,
+        t.mask_versions.c.created_at,
+    )
+
+    def mask_history(self, image_id: int, rater: str | None = None) -> list[MaskVersion]:
+        """Every mask version of an image (optionally of one rater), oldest first."""
+        return self._history(t.mask_versions, self._MASK_COLS, _mask, image_id, rater)
+
+    def get_mask(self, version_id: int) -> MaskVersion:
+        """One mask version by id."""
+        q = (
+            select(*self._MASK_COLS)
+            .join(t.raters, t.raters.c.id == t.mask_versions.c.rater_id)
+            .where(t.mask_versions.c.id == version_id)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            raise StoreError(f"No mask version with id {version_id}.")
+        return _mask(row)
+
+    def latest_masks(self, image_id: int) -> dict[str, MaskVersion]:
+        """Each rater's newest mask version of an image."""
+        return _newest_per_rater(self.mask_history(image_id))
+
+    def latest_masks_for_dataset(self, dataset_id: int, rater: str) -> dict[int, MaskVersion]:
+        """``{image_id: newest mask version of rater}`` over a dataset, in one query."""
+        return self._latest_for_dataset(t.mask_versions, self._MASK_COLS, _mask, dataset_id, rater)
+
+    # ------------------------------------------------------------ grades
+
+    def save_grade(
+        self,
+        image_id: int,
+        rater: str,
+        *,
+        devita: int | None = None,
+        omeract: int | None = None,
+        hocevar: Sequence[int] | None = None,
+        comment: str | None = None,
+        confidence: int | None = None,
+        round_id: int | None = None,
+        actor: str | None = None,
+    ) -> Grade:
+        """Append a new set of grades for (image, rater).
+
+        Raises:
+            StoreError: a grade outside 0-3, or nothing to save.
+        """
+        for label, value in (("de Vita", devita), ("OMERACT", omeract)):
+            if value is not None and value not in (0, 1, 2, 3):
+                raise StoreError(f"{label} grade must be 0, 1, 2 or 3, not {value!r}.")
+        if devita is None and omeract is None and hocevar is None and not comment:
+            raise StoreError(
+                "Nothing to save: give a de Vita or OMERACT grade, items or a comment."
+            )
+        with self.transaction() as conn:
+            return self._save_grade(
+                conn,
+                image_id,
+                rater,
+                devita,
+                omeract,
+                hocevar,
+                comment,
+                confidence,
+                round_id,
+                actor,
+            )
+
+    def _save_grade(
+        self,
+        conn: Connection,
+        image_id: int,
+        rater: str,
+        devita: int | None,
+        omeract: int | None,
+        hocevar: Sequence[int] | None,
+        comment: str | None,
+        confidence: int | None,
+        round_id: int | None,
+        actor: str | None,
+    ) -> Grade:
+        rater_id = self._rater_id(conn, rater)
+        now = utc_now()
+        items = list(hocevar) if hocevar is not None else None
+        result = conn.execute(
+            insert(t.grades).values(
+                image_id=image_id,
+                rater_id=rater_id,
+                round_id=round_id,
+                devita=devita,
+                omeract=omeract,
+                hocevar=items,
+                comment=comment,
+                confidence=confidence,
+                created_at=now,
+            )
+        )
+        new_id = self._inserted_id(result, "grade")
+        self._audit(
+            conn,
+            actor or rater,
+            "save",
+            "grade",
+            new_id,
+            {"image_id": image_id, "rater": rater, "devita": devita, "omeract": omeract},
+        )
+        return Grade(
+            new_id,
+            image_id,
+            rater,
+            devita,
+            omeract,
+            tuple(items) if items is not None else None,
+            comment,
+            confidence,
+            round_id,
+            now,
+        )
+
+    _GRADE_COLS = (
+        t.grades.c.id,
+        t.grades.c.image_id,
+        t.raters.c.name.label("rater"),
+        t.grades.c.devita,
+        t.grades.c.omeract,
+        t.grades.c.hocevar,
+        t.grades.c.comment,
+        t.grades.c.confidence,
+        t.grades.c.round_id,
+        t.grades.c.created_at,
+    )
+
+    def grade_history(self, image_id: int, rater: str | None = None) -> list[Grade]:
+        """Every grade of an image (optionally of one rater), oldest first."""
+        return self._history(t.grades, self._GRADE_COLS, _grade, image_id, rater)
+
+    def latest_grades(self, image_id: int) -> dict[str, Grade]:
+        """Each rater's newest grades of an image."""
+        return _newest_per_rater(self.grade_history(image_id))
+
+    def latest_grades_for_dataset(self, dataset_id: int, rater: str) -> dict[int, Grade]:
+        """``{image_id: newest grade of rater}`` over a dataset, in one query."""
+        return self._latest_for_dataset(t.grades, self._GRADE_COLS, _grade, dataset_id, rater)
+
+    # ------------------------------------------------------------ one query for every kind
+
+    def _history(
+        self,
+        table: Table,
+        columns: Sequence[Any],
+        make: Callable[[Any], _L],
+        image_id: int,
+        rater: str | None,
+    ) -> list[_L]:
+        """Rows of a label table for one image (optionally one rater), oldest first."""
+        q = (
+            select(*columns)
+            .join(t.raters, t.raters.c.id == table.c.rater_id)
+            .where(table.c.image_id == image_id)
+            .order_by(table.c.id)
+        )
+        if rater is not None:
+            q = q.where(t.raters.c.name == rater)
+        with self.engine.connect() as conn:
+            return [make(r) for r in conn.execute(q)]
+
+    def _latest_for_dataset(
+        self,
+        table: Table,
+        columns: Sequence[Any],
+        make: Callable[[Any], _L],
+        dataset_id: int,
+        rater: str,
+    ) -> dict[int, _L]:
+        """``{image_id: newest row of rater}`` of a label table over a dataset, in one query."""
+        newest = (
+            select(func.max(table.c.id))
+            .join(t.images, t.images.c.id == table.c.image_id)
+            .join(t.raters, t.raters.c.id == table.c.rater_id)
+            .where(t.images.c.dataset_id == dataset_id, t.raters.c.name == rater)
+            .group_by(table.c.image_id)
+        )
+        q = (
+            select(*columns)
+            .join(t.raters, t.raters.c.id == table.c.rater_id)
+            .where(table.c.id.in_(newest))
+        )
+        with self.engine.connect() as conn:
+            return {r.image_id: make(r) for r in conn.execute(q)}
+
+    # ------------------------------------------------------------ labels in one go
+
+    def save_labels(
+        self,
+        image_id: int,
+        rater: str,
+        *,
+        mask_png: bytes | None = None,
+        area_px: int = 0,
+        source: str = "imported",
+        parent_id: int | None = None,
+        devita: int | None = None,
+        omeract: int | None = None,
+        round_id: int | None = None,
+        actor: str | None = None,
+    ) -> tuple[MaskVersion | None, Grade | None]:
+        """Save a mask and grades of one image atomically (both or neither)."""
+        for label, value in (("de Vita", devita), ("OMERACT", omeract)):
+            if value is not None and value not in (0, 1, 2, 3):
+                raise StoreError(f"{label} grade must be 0, 1, 2 or 3, not {value!r}.")
+        with self.transaction() as conn:
+            mask = None
+            grade = None
+            if mask_png is not None:
+                mask = self._save_mask(
+                    conn,
+                    image_id,
+                    rater,
+                    mask_png,
+                    area_px,
+                    source,
+                    parent_id,
+                    None,
+                    round_id,
+                    actor,
+                )
+            if devita is not None or omeract is not None:
+                grade = self._save_grade(
+                    conn, image_id, rater, devita, omeract, None, None, None, round_id, actor
+                )
+        return mask, grade
+
+    # ------------------------------------------------------------ status
+
+    def set_status(
+        self,
+        image_id: int,
+        rater: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        round_id: int | None = None,
+        actor: str | None = None,
+    ) -> StatusEvent:
+        """Record a status change of (image, rater); a flag needs a reason."""
+        if status not in STATUSES:
+            raise StoreError(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
+        if status == "flagged" and not (reason and reason.strip()):
+            raise StoreError("Say why the image is flagged.")
+        now = utc_now()
+        with self.transaction() as conn:
+            rater_id = self._rater_id(conn, rater)
+            result = conn.execute(
+                insert(t.status_events).values(
+                    image_id=image_id,
+                    rater_id=rater_id,
+                    round_id=round_id,
+                    status=status,
+                    reason=reason,
+                    created_at=now,
+                )
+            )
+            new_id = self._inserted_id(result, "status event")
+            self._audit(
+                conn,
+                actor or rater,
+                "set",
+                "status",
+                new_id,
+                {"image_id": image_id, "rater": rater, "status": status, "reason": reason},
+            )
+        return StatusEvent(new_id, image_id, rater, status, reason, now)
+
+    def status_history(self, image_id: int) -> list[StatusEvent]:
+        """Every status change of an image, oldest first."""
+        q = (
+            select(
+                t.status_events.c.id,
+                t.status_events.c.image_id,
+                t.raters.c.name.label("rater"),
+                t.status_events.c.status,
+                t.status_events.c.reason,
+                t.status_events.c.created_at,
+            )
+            .join(t.raters, t.raters.c.id == t.status_events.c.rater_id)
+            .where(t.status_events.c.image_id == image_id)
+            .order_by(t.status_events.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [StatusEvent(**r._mapping) for r in conn.execute(q)]

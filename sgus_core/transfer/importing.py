@@ -1,0 +1,317 @@
+"""Importing frames and labels (``sgus import``): idempotent by content hash, and a bad CSV row
+never stops the good ones: it is skipped with its reason."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sgus_core import imaging
+from sgus_core.errors import ImportRowError, SgusError
+from sgus_core.imaging.privacy import BLANK_KEY, blank_by_default
+from sgus_core.settings import DEFAULT_MAX_PIXELS
+from sgus_core.store import LabelStore, NewImage
+from sgus_core.vocabulary import GLANDS, SIDES
+
+KNOWN_COLUMNS = (
+    "image",
+    "mask",
+    "patient",
+    "gland",
+    "side",
+    "devita",
+    "omeract",
+    "rater",
+    "spacing_mm",
+)
+DEFAULT_IMPORT_RATER = "imported"
+_GLAND_ALIASES = {
+    "parotid": "parotid",
+    "pg": "parotid",
+    "submandibular": "submandibular",
+    "smg": "submandibular",
+}
+_SIDE_ALIASES = {"l": "L", "left": "L", "r": "R", "right": "R"}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ImportReport:
+    """What an import did: counts plus every skipped item with its reason."""
+
+    dataset: str
+    imported: int = 0
+    already_present: int = 0
+    labels_saved: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """The one-line summary the CLI prints (``imported N, skipped M, already present K``)."""
+        return (
+            f"imported {self.imported}, skipped {len(self.skipped)}, "
+            f"already present {self.already_present}"
+        )
+
+
+@dataclass(frozen=True)
+class _LabelRow:
+    """A validated CSV row."""
+
+    line: int
+    image: Path
+    mask: Path | None
+    patient: str | None
+    gland: str | None
+    side: str | None
+    devita: int | None
+    omeract: int | None
+    rater: str
+    spacing_mm: float | None
+    meta: dict[str, str]
+
+
+def _inside(root: Path, relative: str, what: str) -> Path:
+    """Resolve ``relative`` under ``root``; refuse absolute paths and paths that escape it."""
+    if not relative:
+        raise ImportRowError(f"the {what} column is empty")
+    if "\x00" in relative:
+        raise ImportRowError(f"{what} path {relative!r} contains a NUL character")
+    if Path(relative).is_absolute():
+        raise ImportRowError(
+            f"{what} path {relative!r} is absolute; give it relative to the folder"
+        )
+    resolved = (root / relative).resolve()
+    if not resolved.is_relative_to(root):
+        raise ImportRowError(f"{what} path {relative!r} points outside the import folder")
+    if not resolved.is_file():
+        raise ImportRowError(f"{what} file {relative!r} does not exist")
+    return resolved
+
+
+def _grade(value: str, name: str) -> int | None:
+    value = value.strip()
+    if value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImportRowError(f"{name} {value!r} is not a grade (0, 1, 2 or 3)") from None
+    if number not in (0, 1, 2, 3):
+        raise ImportRowError(f"{name} {value!r} is not a grade (0, 1, 2 or 3)")
+    return int(number)
+
+
+def _parse_row(root: Path, line: int, row: dict[str | None, Any], default_rater: str) -> _LabelRow:
+    if None in row:  # csv.DictReader puts surplus cells under the key None
+        raise ImportRowError(f"{len(row[None])} more cells than the header has columns")
+    cells = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
+    image = _inside(root, cells.get("image", ""), "image")
+    mask = _inside(root, cells["mask"], "mask") if cells.get("mask") else None
+    gland = cells.get("gland", "").lower() or None
+    if gland is not None:
+        if gland not in _GLAND_ALIASES:
+            raise ImportRowError(f"gland {cells['gland']!r} is not one of {', '.join(GLANDS)}")
+        gland = _GLAND_ALIASES[gland]
+    side = cells.get("side", "").lower() or None
+    if side is not None:
+        if side not in _SIDE_ALIASES:
+            raise ImportRowError(f"side {cells['side']!r} is not one of {', '.join(SIDES)}")
+        side = _SIDE_ALIASES[side]
+    spacing = None
+    if cells.get("spacing_mm"):
+        try:
+            spacing = float(cells["spacing_mm"])
+        except ValueError:
+            raise ImportRowError(f"spacing_mm {cells['spacing_mm']!r} is not a number") from None
+        if not (0 < spacing < 10):
+            raise ImportRowError(f"spacing_mm {spacing} is outside 0-10 mm per pixel")
+    return _LabelRow(
+        line=line,
+        image=image,
+        mask=mask,
+        patient=cells.get("patient") or None,
+        gland=gland,
+        side=side,
+        devita=_grade(cells.get("devita", ""), "devita"),
+        omeract=_grade(cells.get("omeract", ""), "omeract"),
+        rater=cells.get("rater") or default_rater,
+        spacing_mm=spacing,
+        meta={k: v for k, v in cells.items() if k not in KNOWN_COLUMNS and v},
+    )
+
+
+def read_labels_csv(
+    root: Path, csv_path: Path, default_rater: str
+) -> tuple[dict[Path, _LabelRow], list[tuple[str, str]]]:
+    """Validate a labels CSV; returns the good rows by image path and the bad ones with reasons.
+
+    Raises:
+        ImportRowError: the file cannot be read at all or has no ``image`` column.
+    """
+    try:
+        handle = csv_path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise ImportRowError(f"Cannot read the labels CSV {csv_path}: {exc.strerror}") from exc
+    good: dict[Path, _LabelRow] = {}
+    bad: list[tuple[str, str]] = []
+    with handle:
+        try:
+            reader = csv.DictReader(handle)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            if "image" not in header:
+                raise ImportRowError(f"{csv_path.name} has no 'image' column (header: {header})")
+            for row in reader:
+                line = reader.line_num
+                try:
+                    parsed = _parse_row(root, line, row, default_rater)
+                except ImportRowError as exc:
+                    bad.append((f"{csv_path.name} line {line}", str(exc)))
+                    continue
+                if parsed.image in good:
+                    bad.append(
+                        (f"{csv_path.name} line {line}", "image listed twice; first row kept")
+                    )
+                    continue
+                good[parsed.image] = parsed
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ImportRowError(f"{csv_path.name} is not a readable CSV: {exc}") from exc
+    return good, bad
+
+
+def import_folder(
+    store: LabelStore,
+    folder: Path,
+    *,
+    labels_csv: Path | None = None,
+    dataset: str | None = None,
+    rater: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    blank_outside_fov: bool | None = None,
+    actor: str = "import",
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Add every frame under ``folder`` (and the labels of ``labels_csv``) to a dataset.
+
+    Labels of an image already present are saved again only when they differ from that rater's
+    latest ones, so importing the same folder twice changes nothing. ``blank_outside_fov`` blanks
+    burned-in text outside the field of view (default: for DICOM frames only; see ``privacy``).
+
+    Raises:
+        SgusError: the folder does not exist or the CSV cannot be read at all.
+    """
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise SgusError(f"{folder} is not a folder.")
+    report = ImportReport(dataset=dataset or folder.name)
+    rows: dict[Path, _LabelRow] = {}
+    if labels_csv is not None:
+        rows, bad = read_labels_csv(folder, Path(labels_csv), rater or DEFAULT_IMPORT_RATER)
+        report.skipped.extend(bad)
+    masks = {r.mask for r in rows.values() if r.mask is not None}
+    if labels_csv is not None:
+        masks.add(Path(labels_csv).resolve())
+    files = [p for p in imaging.iter_image_files(folder) if p.resolve() not in masks]
+    ds = store.ensure_dataset(report.dataset, folder, actor=actor)
+    for done, path in enumerate(files, start=1):
+        label = rows.get(path.resolve())
+        try:
+            _import_file(
+                store, ds.id, folder, path, label, report, max_pixels, blank_outside_fov, actor
+            )
+        except SgusError as exc:
+            where = f"{label and f'line {label.line}: ' or ''}{path.relative_to(folder)}"
+            report.skipped.append((where, str(exc)))
+        if progress:
+            progress(done, len(files))
+    return report
+
+
+def _import_file(
+    store: LabelStore,
+    dataset_id: int,
+    folder: Path,
+    path: Path,
+    label: _LabelRow | None,
+    report: ImportReport,
+    max_pixels: int,
+    blank: bool | None,
+    actor: str,
+) -> None:
+    frames = imaging.read_frames(path, max_pixels=max_pixels)
+    digest = imaging.file_hash(path)
+    relative = path.relative_to(folder).as_posix()
+    if label is not None and label.mask is not None and len(frames) > 1:
+        raise ImportRowError("a mask was given for a multi-frame file; give one file per frame")
+    mask_png = area = None
+    if label is not None and label.mask is not None:
+        mask = imaging.read_mask_file(label.mask, frames[0].pixels.shape)
+        mask_png, area = imaging.encode_mask_png(mask), int(mask.sum())
+    new = [
+        NewImage(
+            path=relative,
+            content_hash=digest,
+            frame_index=f.frame_index,
+            width=f.pixels.shape[1],
+            height=f.pixels.shape[0],
+            patient=label.patient if label else None,
+            gland=label.gland if label else None,
+            side=label.side if label else None,
+            spacing_mm=(label.spacing_mm if label and label.spacing_mm else None) or f.spacing_mm,
+            fov=f.fov.as_tuple(),
+            meta={
+                **f.metadata,
+                "frames": len(frames),
+                **({"csv": label.meta} if label and label.meta else {}),
+                BLANK_KEY: blank_by_default(f.metadata) if blank is None else blank,
+            },
+        )
+        for f in frames
+    ]
+    results = store.add_images(dataset_id, new, actor=actor)
+    report.imported += sum(created for _, created in results)
+    report.already_present += sum(not created for _, created in results)
+    if label is None or (mask_png is None and label.devita is None and label.omeract is None):
+        return
+    store.ensure_rater(label.rater, actor=actor)
+    for image_id, created in results:
+        save_mask, save_grade = mask_png, (label.devita, label.omeract)
+        if not created:
+            save_mask, save_grade = _changed_labels(store, image_id, label, mask_png)
+        if save_mask is None and save_grade == (None, None):
+            continue
+        store.save_labels(
+            image_id,
+            label.rater,
+            mask_png=save_mask,
+            area_px=area or 0,
+            source="imported",
+            devita=save_grade[0],
+            omeract=save_grade[1],
+            actor=actor,
+        )
+        report.labels_saved += 1
+
+
+def _changed_labels(
+    store: LabelStore, image_id: int, label: _LabelRow, mask_png: bytes | None
+) -> tuple[bytes | None, tuple[int | None, int | None]]:
+    """What of ``label`` differs from the rater's latest stored labels (None where unchanged)."""
+    mask: bytes | None = None
+    if mask_png is not None:
+        latest = store.latest_masks(image_id).get(label.rater)
+        same = latest is not None and np.array_equal(
+            imaging.decode_mask_png(latest.png), imaging.decode_mask_png(mask_png)
+        )
+        mask = None if same else mask_png
+    grades: tuple[int | None, int | None] = (None, None)
+    if label.devita is not None or label.omeract is not None:
+        latest_g = store.latest_grades(image_id).get(label.rater)
+        if latest_g is None or (latest_g.devita, latest_g.omeract) != (label.devita, label.omeract):
+            grades = (label.devita, label.omeract)
+    return mask, grades

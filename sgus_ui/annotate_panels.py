@@ -1,0 +1,218 @@
+"""Panels of the Annotate page: the drawing tools, the canvas editor and the grading panel.
+
+Each panel draws its widgets where it is called (inside a column of the page) and returns what
+the user chose; saving stays with the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from sgus_core.annotate import editing as edit
+from sgus_core.annotate.prompting import (
+    BOX_COLOUR,
+    EXCLUDE_COLOUR,
+    INCLUDE_COLOUR,
+    Marks,
+    next_prompt,
+    read_marks,
+    split_canvas,
+)
+from sgus_core.annotate.saving import canvas_background
+from sgus_core.annotate.strokes import Stroke, strokes_from_canvas
+from sgus_core.errors import SgusError
+from sgus_core.inference.pipeline import segment_prompted
+from sgus_core.study.scoring import DEVITA_GRADES, HOCEVAR_ITEMS, OMERACT_GRADES
+from sgus_ui.annotate_state import (
+    ERASE_COLOUR,
+    EditSession,
+    canvas_json,
+    grade_shortcuts,
+    leave_guard,
+    resolve_canvas_json,
+)
+
+if TYPE_CHECKING:
+    from sgus_core.imaging import Frame
+    from sgus_core.inference.runtimes import Segmenter
+    from sgus_core.store import ImageRecord
+    from sgus_core.study.rounds import VisibleLabels
+
+CANVAS_MAX_WIDTH = 620  # fits the left column of a 1280 px wide window
+GRADES = [0, 1, 2, 3]
+ADD_COLOUR = "#00dc78"
+
+
+PROMPT_TOOLS = {  # tool label -> (Fabric drawing mode, stroke colour)
+    "box (model)": ("rect", BOX_COLOUR),
+    "click: gland": ("point", INCLUDE_COLOUR),
+    "click: not gland": ("point", EXCLUDE_COLOUR),
+}
+
+
+@dataclass(frozen=True)
+class Pen:
+    """How the canvas draws: ``add`` or ``erase``, the Fabric tool, brush px, overlay opacity."""
+
+    mode: str
+    kind: str
+    width: int
+    opacity: float
+
+    @property
+    def prompting(self) -> bool:
+        """The tool draws prompt marks for the model (a box or clicks), not mask strokes."""
+        return self.kind in PROMPT_TOOLS
+
+
+@dataclass(frozen=True)
+class Grading:
+    """What the grading panel holds: grades, optional Hocevar items, confidence, comment, flag."""
+
+    devita: int | None
+    omeract: int | None
+    hocevar: tuple[int, ...] | None
+    confidence: int
+    comment: str
+    flag: str
+
+
+def pen_settings(*, prompts: bool = False) -> Pen:
+    """The row of drawing tools above the canvas (with the model's box and click tools when a
+    prompted segmenter may be used)."""
+    tools = st.columns([3, 2, 2, 2])
+    mode = tools[0].segmented_control(
+        "Pen", ["add", "erase"], default="add", key="ann_mode", required=True
+    )
+    kinds = ["freedraw", "polygon", "rect", "circle", *(PROMPT_TOOLS if prompts else ())]
+    kind = tools[1].selectbox(
+        "Tool",
+        kinds,
+        key="ann_tool",
+        help="box (model): drag a box around the gland and the model outlines it; "
+        "then click on the gland or beside it to correct the outline",
+    )
+    width = tools[2].slider("Brush px", 1, 60, 12, key="ann_brush")
+    opacity = tools[3].slider("Overlay opacity", 0.0, 1.0, 0.35, 0.05, key="ann_opacity")
+    return Pen(mode, kind, width, opacity)
+
+
+def canvas_editor(
+    frame: Frame, image: ImageRecord, session: EditSession, pen: Pen
+) -> tuple[np.ndarray, list[Stroke], Marks]:
+    """The zoom toggle and the canvas over the frame and the mask being edited.
+
+    Returns:
+        The edited mask ((H, W) bool at the frame's size: the session's mask with the canvas
+        strokes drawn in), the strokes not yet committed to the session's history, and the
+        prompt marks (box, clicks) drawn for the model, in frame pixels.
+    """
+    shape = frame.pixels.shape
+    zoom = st.toggle("Zoom into the field of view", key="ann_zoom", value=image.fov is not None)
+    rect = image.fov if zoom and image.fov else (0, 0, shape[1], shape[0])
+    region = edit.crop_zoom(shape, rect)
+    display = region.fit(CANVAS_MAX_WIDTH)
+    canvas_key = f"ann_canvas_{image.id}_{session.generation}"
+    adding = pen.mode == "add"
+    fill = "rgba(0, 220, 120, 0.3)" if adding else "rgba(255, 60, 60, 0.3)"
+    stroke, drawing_mode = (ADD_COLOUR if adding else ERASE_COLOUR), pen.kind
+    if pen.prompting:
+        drawing_mode, stroke = PROMPT_TOOLS[pen.kind]
+        fill = "rgba(0, 0, 0, 0)" if drawing_mode == "rect" else stroke
+    result = st_canvas(
+        fill_color=fill,
+        stroke_width=2 if pen.prompting else pen.width,
+        stroke_color=stroke,
+        background_image=canvas_background(
+            frame.pixels,
+            session.history.current,
+            opacity=pen.opacity,
+            region=region,
+            display_size=display,
+        ),
+        width=display[0],
+        height=display[1],
+        drawing_mode=drawing_mode,
+        point_display_radius=4,
+        initial_drawing=canvas_json(canvas_key),
+        key=canvas_key,
+    )
+    drawing, marks = split_canvas(resolve_canvas_json(result.json_data))
+    strokes = strokes_from_canvas(drawing, mode="add", erase_stroke_color=ERASE_COLOUR)
+    current = edit.compose(session.history.current, strokes, display_size=display, region=region)
+    return current, strokes, read_marks(marks, display_size=display, region=region)
+
+
+def area_caption(image: ImageRecord, current: np.ndarray, dirty: bool) -> None:
+    """The gland area under the canvas; guards the tab against closing with unsaved edits."""
+    leave_guard(dirty)
+    area = int(current.sum())
+    mm2 = f" · {area * image.spacing_mm**2:.0f} mm²" if image.spacing_mm else ""
+    st.caption(f"Gland area {area} px{mm2}" + (" · unsaved edits" if dirty else ""))
+
+
+def grade_control(
+    scale: str, key: str, default: int | None, shortcuts: tuple[str, ...], meanings: dict[int, str]
+) -> int | None:
+    """One 0-3 grade with its shortcut buttons and, once chosen, what the grade means."""
+    grade = st.segmented_control(f"{scale} grade", GRADES, default=default, key=key)
+    grade_shortcuts(key, scale, shortcuts)
+    if grade is not None:
+        st.caption(f"{scale} {grade}: {meanings[grade]}")
+    return grade
+
+
+def hocevar_items(image_id: int) -> tuple[int, ...] | None:
+    """The optional Hocevar items in an expander; None unless scoring them is switched on."""
+    with st.expander("Hocevar items (optional)"):
+        use_items = st.toggle("Score Hocevar items", key=f"ann_hoc_on_{image_id}")
+        values = [
+            st.slider(item.name, item.low, item.high, item.low, key=f"ann_hoc_{i}_{image_id}")
+            for i, item in enumerate(HOCEVAR_ITEMS)
+        ]
+    return tuple(values) if use_items else None
+
+
+def grading_panel(visible: VisibleLabels, rater: str, image_id: int) -> Grading:
+    """Grades, Hocevar items, confidence, comment and flag; starts from the rater's last grade."""
+    last = next((g for g in reversed(visible.grades) if g.rater == rater), None)
+    devita = grade_control(
+        "de Vita",
+        f"ann_devita_{image_id}",
+        last.devita if last else None,
+        ("0", "1", "2", "3"),
+        DEVITA_GRADES,
+    )
+    omeract = grade_control(
+        "OMERACT",
+        f"ann_omeract_{image_id}",
+        last.omeract if last else None,
+        ("shift+0", "shift+1", "shift+2", "shift+3"),
+        OMERACT_GRADES,
+    )
+    hocevar = hocevar_items(image_id)
+    confidence = st.slider("Confidence", 1, 5, 4, key=f"ann_conf_{image_id}")
+    comment = st.text_area("Comment", key=f"ann_comment_{image_id}", height=68)
+    flag = st.text_input("Flag with a reason (optional)", key=f"ann_flag_{image_id}")
+    return Grading(devita, omeract, hocevar, confidence, comment, flag)
+
+
+def answer_prompt(segmenter: Segmenter, frame: Frame, session: EditSession, marks: Marks) -> None:
+    """Send the box and clicks drawn on the canvas to the prompted segmenter; its mask becomes
+    the editable state (the page reruns). Clicks before any box get a hint instead."""
+    prompt = next_prompt(session.prompt, marks)
+    if prompt is None:
+        st.info("Drag a box around the gland first (tool: box (model)); clicks then correct it.")
+        return
+    try:
+        with st.spinner("The model outlines the gland in the box..."):
+            prediction = segment_prompted(segmenter, frame, prompt)
+    except SgusError as exc:
+        st.error(f"The model could not use this box: {exc}")
+        return
+    session.prompted_mask(prompt, prediction.mask)

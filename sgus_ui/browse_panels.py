@@ -1,0 +1,96 @@
+"""Panels of Browse's detail view: the outlines and facts of one image, its grades, its history.
+
+Each panel draws its widgets where it is called (inside a column of the page).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import streamlit as st
+
+from sgus_ui.widgets import records_table
+
+if TYPE_CHECKING:
+    from sgus_core.browse import ImageDetail
+
+
+def outline_panel(detail: ImageDetail) -> tuple[list[str], float]:
+    """Outlines and fill, their areas and the image's facts; returns outlines shown and fill."""
+    image = detail.image
+    names = [o.label for o in detail.overlays]
+    shown = st.multiselect("Outlines", names, default=names, key=f"browse_layers_{image.id}")
+    fill = st.slider("Fill opacity", 0.0, 0.6, 0.15, 0.05, key="browse_fill")
+    rows = []
+    for o in detail.overlays:
+        mm2 = detail.area_mm2(o.area_px)
+        rows.append(
+            {
+                "outline": o.label,
+                "colour": "#{:02x}{:02x}{:02x}".format(*o.colour),
+                "area px": o.area_px,
+                "area mm²": None if mm2 is None else round(mm2, 1),
+            }
+        )
+    if rows:
+        records_table(rows, key="browse_outline_table")
+    else:
+        st.caption("No mask or prediction for this image yet.")
+    facts = {
+        "file": image.path,
+        "frame": image.frame_index,
+        "size": f"{image.width} x {image.height} px",
+        "pixel spacing": f"{image.spacing_mm:.3f} mm" if image.spacing_mm else "unknown",
+        "field of view": "x {}, y {}, {} x {}".format(*image.fov) if image.fov else "whole frame",
+    }
+    st.dataframe(
+        pd.DataFrame({"": list(facts), "value": [str(v) for v in facts.values()]}),
+        hide_index=True,
+        key="browse_facts",
+    )
+    return shown, fill
+
+
+def grades_table(detail: ImageDetail) -> None:
+    """Every grade of the image, newest first."""
+    st.markdown("#### Grades")
+    if not detail.grades:
+        st.caption("No grades yet.")
+        return
+    rows = [
+        {
+            "when": g.created_at,
+            "rater": g.rater,
+            "de Vita": g.devita,
+            "OMERACT": g.omeract,
+            "comment": g.comment or "",
+        }
+        for g in reversed(detail.grades)
+    ]
+    records_table(rows, key="browse_grades")
+
+
+def history_table(detail: ImageDetail) -> None:
+    """Mask versions and status changes of the image, newest first."""
+    st.markdown("#### History of masks and status")
+    history = [
+        {
+            "when": m.created_at,
+            "rater": m.rater,
+            "what": f"mask v{m.id} ({m.source})",
+            "area px": m.area_px,
+        }
+        for m in detail.masks
+    ] + [
+        {"when": s.created_at, "rater": s.rater, "what": f"status: {s.status}", "area px": None}
+        for s in detail.statuses
+    ]
+    if not history:
+        st.caption("No history yet.")
+        return
+    st.dataframe(
+        pd.DataFrame(history).sort_values("when", ascending=False),
+        hide_index=True,
+        key="browse_history",
+    )

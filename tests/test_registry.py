@@ -1,0 +1,67 @@
+"""The model registry: what models there are, the defaults, and the prompted segmenter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sgus_core.errors import ModelError
+from sgus_core.inference.registry import (
+    default_model_names,
+    load_prompted,
+    model_names,
+    models_default_first,
+    read_card,
+)
+
+
+def _card(folder, name, task, channels=1):
+    card = {"name": name, "task": task, "architecture": "unet", "input_shape": [64, 96, channels]}
+    (folder / f"{name}.json").write_text(json.dumps(card))
+
+
+def test_models_are_listed_by_task_with_the_default_first(tmp_path):
+    """Cards and frozen graphs are listed; a task keeps its kind; the default comes first."""
+    _card(tmp_path, "b-seg", "segment")
+    _card(tmp_path, "a-seg", "segment")
+    _card(tmp_path, "grader", "grade")
+    (tmp_path / "deep.pb").write_bytes(b"graph")
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "default.json").write_text(json.dumps({"segment": "b-seg", "grade": "grader"}))
+    assert model_names(tmp_path, "grade") == ["grader"]
+    assert models_default_first(tmp_path, "segment") == ["b-seg", "a-seg", "deep"]
+    assert "deep" not in model_names(tmp_path, cards_only=True)
+    assert default_model_names(tmp_path) == {"segment": "b-seg", "grade": "grader"}
+
+
+def test_an_unknown_model_lists_the_ones_there_are(tmp_path):
+    """Asking for a missing model names the available ones."""
+    _card(tmp_path, "unet", "segment")
+    with pytest.raises(ModelError, match="available: unet"):
+        read_card(tmp_path, "linknet")
+
+
+def test_a_broken_defaults_file_is_a_clear_error(tmp_path):
+    """default.json that is not a JSON object is a ModelError naming the file."""
+    (tmp_path / "default.json").write_text("[1, 2]")
+    with pytest.raises(ModelError, match="default.json"):
+        default_model_names(tmp_path)
+
+
+def test_the_prompted_segmenter_is_the_one_that_takes_prompts(tmp_path):
+    """load_prompted takes the named model when it takes prompts, else says which to use."""
+    from sgus_core.nets import build_model
+
+    for name, channels in (("plain", 1), ("boxed", 4)):
+        build_model("unet", input_shape=(64, 96, channels), base_filters=2, depth=2).save(
+            tmp_path / f"{name}.keras"
+        )
+        _card(tmp_path, name, "segment", channels)
+    (tmp_path / "default.json").write_text(json.dumps({"segment": "plain", "prompted": "boxed"}))
+    assert load_prompted(tmp_path).name == "boxed"
+    with pytest.raises(ModelError, match="plain does not take box or click prompts"):
+        load_prompted(tmp_path, "plain")
+    (tmp_path / "default.json").write_text(json.dumps({"segment": "plain"}))
+    with pytest.raises(ModelError, match="No prompted segmenter"):
+        load_prompted(tmp_path)

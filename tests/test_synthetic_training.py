@@ -1,0 +1,146 @@
+"""Training on frames rendered on the fly, and the leave-one-family-out benchmark's pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sgus_core.bench.generalisation import (
+    Recipe,
+    ellipse_in_box,
+    evaluate,
+    family_test_frames,
+    format_table,
+    include_click,
+    padded_box,
+)
+from sgus_core.synthesis.families import FAMILIES, family
+from sgus_core.training.synthetic import (
+    SynthConfig,
+    SyntheticBatches,
+    draw_example,
+    jitter_box,
+    mask_box,
+    validation_set,
+)
+
+SMALL = SynthConfig(("phantom", "randomised", "scatter"), input_shape=(64, 96, 4))
+
+
+def test_every_family_renders_a_frame_with_its_gland():
+    """Each named family gives a grey frame and a non-empty mask of the same size."""
+    for name in FAMILIES:
+        frame = family(name)(3, size=(200, 150))
+        assert frame.image.shape == frame.mask.shape == (150, 200)
+        assert frame.image.dtype == np.uint8 and frame.mask.any()
+
+
+def test_an_unknown_family_lists_the_known_ones():
+    """Asking for a family that does not exist names the choices."""
+    with pytest.raises(ValueError, match="phantom, randomised, scatter"):
+        family("mri")
+    with pytest.raises(ValueError):
+        SynthConfig(("phantom", "mri"))
+
+
+def test_batches_are_a_pure_function_of_seed_epoch_and_index():
+    """The same (seed, epoch, batch) renders the same batch; another index another one."""
+    a = SyntheticBatches(SMALL, steps=2, batch_size=2, seed=5, workers=1)
+    b = SyntheticBatches(SMALL, steps=2, batch_size=2, seed=5, workers=1)
+    x1, y1 = a[0]
+    x2, y2 = b[0]
+    assert x1.shape == (2, 64, 96, 4) and y1.shape == (2, 64, 96, 1)
+    assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
+    assert not np.array_equal(a[1][0], x1)
+
+
+def test_examples_are_zero_shot_or_prompted_with_a_box_over_the_gland():
+    """Zero-shot examples have empty prompt channels; prompted ones a box that overlaps the
+    gland; every target mask is binary and not empty."""
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for _ in range(12):
+        x, y = draw_example(SMALL, rng)
+        assert x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1 and y.any()
+        prompted = x[..., 1].any()
+        kinds.add(prompted)
+        if prompted:
+            assert (x[..., 1] > 0.5)[y].mean() > 0.5  # most of the gland lies in the box
+        else:
+            assert not x[..., 1:].any()
+    assert kinds == {True, False}
+
+
+def test_jittered_boxes_stay_boxes_within_the_jitter():
+    """A jittered box keeps x1 > x0 and y1 > y0 and moves each side at most 20 % of the box."""
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        x0, y0, x1, y1 = jitter_box((100, 50, 299, 99), rng)
+        assert x1 > x0 and y1 > y0
+        assert abs(x0 - 100) <= 40 and abs(x1 - 299) <= 40 and abs(y0 - 50) <= 10
+
+
+def test_validation_frames_are_fixed():
+    """The validation set is the same on every call with the same seed."""
+    xa, ya = validation_set(SMALL, 4)
+    xb, yb = validation_set(SMALL, 4)
+    assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+
+
+def test_padded_boxes_and_the_ellipse_baseline():
+    """The 5 % box contains the mask; the ellipse inscribed in a box stays inside it."""
+    mask = np.zeros((100, 200), bool)
+    mask[40:60, 50:150] = True
+    box = padded_box(mask, 0.05)
+    assert box == (45, 39, 154, 60) and mask_box(mask) == (50, 40, 149, 59)
+    ellipse = ellipse_in_box(mask.shape, box)
+    rows, cols = np.nonzero(ellipse)
+    assert rows.min() >= 39 and rows.max() <= 60 and cols.min() >= 45 and cols.max() <= 154
+    x, y = include_click(mask, 0)
+    assert mask[int(y), int(x)]
+
+
+def test_baselines_score_between_zero_and_one_on_a_held_out_family():
+    """The model-free baselines give a mean IoU in [0, 1] on a family's test frames."""
+    scores = evaluate(None, family_test_frames("scatter", 2), baselines=True)
+    assert set(scores) == {"prior_ellipse", "ellipse_box_5", "grabcut_box_5"}
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+
+
+def test_recipe_keys_name_the_training_families():
+    """A cached network's name says what it was trained on, in a stable order."""
+    key = Recipe(epochs=2, steps_per_epoch=3).key(["scatter", "phantom"])
+    assert key.endswith("-on-phantom+scatter") and "e2s3" in key
+
+
+def test_the_table_has_a_row_per_held_out_family_and_the_worst():
+    """The printed table names each held-out family and the worst row."""
+    row = {"zero_shot": 0.5, "zero_shot_min": 0.1, "box_5": 0.8, "box_15": 0.7, "box_5_click": 0.8}
+    base = {"prior_ellipse": 0.3, "ellipse_box_5": 0.7, "grabcut_box_5": 0.6}
+    result = {
+        "held_out": {"phantom": row, "scatter": row},
+        "baselines": {"phantom": base, "scatter": base},
+        "worst_held_out": row,
+        "in_family": {"phantom": row, "scatter": row},
+    }
+    text = format_table(result)
+    assert "phantom" in text and "scatter" in text and "worst held-out" in text
+
+
+@pytest.mark.slow
+def test_a_tiny_network_trains_on_rendered_frames(tmp_path):
+    """Two short epochs on rendered frames give a model, its history and a validation IoU."""
+    from sgus_core.training.run import train_segmenter_synthetic
+
+    result = train_segmenter_synthetic(
+        SMALL,
+        epochs=2,
+        steps_per_epoch=2,
+        batch_size=2,
+        validation_frames=4,
+        model_options={"base_filters": 2, "depth": 2},
+        workers=1,
+    )
+    assert result.epochs_run == 2 and len(result.history["val_iou"]) == 2
+    assert 0.0 <= result.test_metrics["val_iou"] <= 1.0
+    assert result.input_shape == (64, 96, 4) and result.n_train == 8
