@@ -332,6 +332,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             f"{row['name']:<16}{row['runtime']:<10}{row['gflops']:>8.2f}{row['batch']:>7}"
             f"{row['images_per_s']:>10.1f}{row['fraction_of_peak']:>9.1%}{others}"
         )
+        if "prompt_ms" in row:
+            print(f"  box prompt on a 1280x872 frame: {row['prompt_ms']:.0f} ms (median)")
         for runtime, why in row["unavailable"].items():
             print(f"  {runtime} unavailable: {why}")
     if args.record:

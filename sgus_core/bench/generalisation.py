@@ -57,7 +57,7 @@ class Recipe:
         mode = "p" if self.prompted else "z"
         return (
             f"{self.arch}{self.base_filters}-{h}x{w}{mode}-e{self.epochs}s{self.steps_per_epoch}"
-            f"b{self.batch_size}-seed{self.seed}-on-{'+'.join(sorted(families))}"
+            f"b{self.batch_size}-seed{self.seed}-on-{'_'.join(sorted(families))}"
         )
 
 

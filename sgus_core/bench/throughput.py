@@ -6,6 +6,8 @@ warm-up; its fraction of peak is images/s x GFLOPs per image / peak GFLOP/s.
 
 Every model is measured on every runtime it can run on (Keras/TensorFlow, and ONNX Runtime and
 OpenVINO on its ``.onnx`` copy); its row reports the fastest, and ``runtimes`` keeps them all.
+A prompted segmenter's row also holds ``prompt_ms``: the median time from a box to its mask on a
+1280x872 frame on that runtime, pre- and post-processing included.
 ``record=True`` writes the fastest into each model card (``"runtime"``), which is what
 ``load_model(..., runtime="auto")`` then uses.
 """
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sgus_core.errors import ModelError
+from sgus_core.inference.prompts import takes_prompts
 from sgus_core.inference.registry import default_model_names, load_model, model_names, read_card
 from sgus_core.inference.runtimes import ACCELERATED_RUNTIMES, KerasModel
 
@@ -68,6 +71,31 @@ def images_per_second(
     while time.perf_counter() < deadline or len(rates) < 10:
         rates.append(batch / _seconds(lambda: forward(x)))
     return statistics.median(rates)
+
+
+def prompt_seconds(model: Any, *, repeats: int = 15) -> float:
+    """Median seconds from a box to its mask on a 1280x872 phantom screenshot, pre- and
+    post-processing included (``segment_prompted``: crop, resize, prompt channels, forward pass,
+    probability back at the frame's size, the region the box points at), after 2 warm-up runs."""
+    from sgus_core.imaging import Frame, detect_fov
+    from sgus_core.inference.pipeline import segment_prompted
+    from sgus_core.inference.prompts import Prompt
+    from sgus_core.synthesis.phantom import generate_frame
+
+    phantom = generate_frame(4321, scanner="1280x872")
+    frame = Frame(phantom.image, None, detect_fov(phantom.image))
+    rows, cols = np.nonzero(phantom.mask)
+    pad_x, pad_y = 0.05 * (cols.max() - cols.min()), 0.05 * (rows.max() - rows.min())
+    box = (
+        int(cols.min() - pad_x), int(rows.min() - pad_y),
+        int(cols.max() + pad_x), int(rows.max() + pad_y),
+    )  # fmt: skip
+    prompt = Prompt(box)
+    for _ in range(2):
+        segment_prompted(model, frame, prompt)
+    return statistics.median(
+        _seconds(lambda: segment_prompted(model, frame, prompt)) for _ in range(repeats)
+    )
 
 
 def _runtimes(models_dir: Path, name: str) -> tuple[str, ...]:
@@ -136,6 +164,8 @@ def run_bench(
                 "unavailable": unavailable[name],
             }
         )
+        if takes_prompts(tuple(cards[name].get("input_shape", ()))):
+            rows[-1]["prompt_ms"] = round(1000 * prompt_seconds(loaded[name, runtime]), 1)
         if record:
             card = cards[name] | {"runtime": runtime}
             (models_dir / f"{name}.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
