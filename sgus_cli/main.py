@@ -12,45 +12,20 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
+from sgus_cli.bench import (
+    cmd_bench,
+    cmd_bench_browse,
+    cmd_bench_generalisation,
+    cmd_bench_startup,
+)
+from sgus_cli.common import open_store, progress_bar
 from sgus_core import __version__
 from sgus_core.errors import SgusError
 from sgus_core.settings import Settings, load_settings
 
 EXIT_FAILURE = 1
-
-
-@contextmanager
-def progress_bar(description: str, *, enabled: bool = True):
-    """Yield a ``progress(done, total)`` callback drawing a tqdm bar on a terminal."""
-    show = enabled and sys.stderr.isatty()
-    bar = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if not show:
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, desc=description, unit="img", file=sys.stderr)
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        yield update
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _store(settings: Settings):
-    from sgus_core.store import LabelStore
-
-    return LabelStore(settings.db_url)
 
 
 # ---------------------------------------------------------------- subcommands
@@ -59,7 +34,7 @@ def _store(settings: Settings):
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.transfer import import_folder
 
-    with _store(settings) as store, progress_bar("import") as progress:
+    with open_store(settings) as store, progress_bar("import") as progress:
         report = import_folder(
             store,
             Path(args.dir),
@@ -81,7 +56,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.transfer import export_dataset
 
-    with _store(settings) as store, progress_bar("export") as progress:
+    with open_store(settings) as store, progress_bar("export") as progress:
         path = export_dataset(
             store,
             args.dataset,
@@ -97,7 +72,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.demo import ensure_demo
 
-    with _store(settings) as store, progress_bar("demo data") as progress:
+    with open_store(settings) as store, progress_bar("demo data") as progress:
         summary = ensure_demo(store, settings, with_predictions=True, progress=progress)
     print(summary)
     if args.no_serve:
@@ -160,7 +135,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     show = not args.json
     if show:
         print(f"training on {training_device()}", file=sys.stderr)
-    with _store(settings) as store, progress_bar("loading frames", enabled=show) as loading:
+    with open_store(settings) as store, progress_bar("loading frames", enabled=show) as loading:
         bar = None
 
         def on_epoch(done: int, total: int, logs: dict) -> None:
@@ -280,7 +255,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.inference.registry import load_pipeline
     from sgus_core.review.evaluation import evaluate_dataset
 
-    with _store(settings) as store, progress_bar("predict", enabled=not args.json) as bar:
+    with open_store(settings) as store, progress_bar("predict", enabled=not args.json) as bar:
         name = load_pipeline(settings.models_dir, args.model)[0].name
         predict_dataset(store, args.dataset, settings.models_dir, model=name, progress=bar)
         result = evaluate_dataset(store, args.dataset, name, reference=args.reference)
@@ -301,134 +276,12 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from sgus_core.bench.throughput import run_bench
-    from sgus_core.inference.runtimes import RUNTIMES
-
-    with progress_bar("bench", enabled=not args.json) as bar:
-        result = run_bench(
-            settings.models_dir,
-            batch=args.batch,
-            progress=bar,
-            record=args.record,
-            names=args.model or None,
-            rounds=args.rounds,
-        )
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(f"float32 peak: {result['peak_gflops']} GFLOP/s; default model {result['default_model']}")
-    runtimes = tuple(rt for rt in RUNTIMES if rt != "auto")
-    print(
-        f"{'model':<16}{'fastest':<10}{'GFLOPs':>8}{'batch':>7}{'images/s':>10}{'of peak':>9}"
-        + "".join(f"{rt:>10}" for rt in runtimes)
-    )
-    for row in result["models"]:
-        others = "".join(
-            f"{row['runtimes'][rt]:>10.1f}" if rt in row["runtimes"] else f"{'-':>10}"
-            for rt in runtimes
-        )
-        print(
-            f"{row['name']:<16}{row['runtime']:<10}{row['gflops']:>8.2f}{row['batch']:>7}"
-            f"{row['images_per_s']:>10.1f}{row['fraction_of_peak']:>9.1%}{others}"
-        )
-        if "prompt_ms" in row:
-            print(f"  box prompt on a 1280x872 frame: {row['prompt_ms']:.0f} ms (median)")
-        for runtime, why in row["unavailable"].items():
-            print(f"  {runtime} unavailable: {why}")
-    if args.record:
-        print(f"recorded each model's fastest runtime in its card in {settings.models_dir}")
-    return 0
-
-
 def cmd_phantoms(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.synthesis.phantom import write_dataset
 
     with progress_bar("phantoms") as progress:
         path = write_dataset(Path(args.out), args.patients, args.first_seed, progress=progress)
     print(f"wrote {args.patients * 4} frames and {path}")
-    return 0
-
-
-def cmd_bench_browse(args: argparse.Namespace, settings: Settings) -> int:
-    from sgus_core.bench.browse import run_browse_bench
-
-    result = run_browse_bench(
-        n_images=args.images, work_dir=Path(args.work_dir) if args.work_dir else None
-    )
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key}: {value}")
-    return 0
-
-
-def cmd_bench_generalisation(args: argparse.Namespace, settings: Settings) -> int:
-    import shutil
-
-    from sgus_core.bench import generalisation as gen
-
-    families = tuple(args.families.split(",")) if args.families else tuple(gen.FAMILIES)
-    for name in families:
-        if name not in gen.FAMILIES:
-            raise SgusError(f"unknown family {name!r}; choose from {', '.join(gen.FAMILIES)}")
-    if len(families) < 2:
-        raise SgusError("leave-one-family-out needs at least two families")
-    recipe = gen.Recipe(
-        base_filters=args.base_filters,
-        prompted=not args.zero_shot_only,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps,
-        seed=args.seed,
-    )
-    work = Path(args.work_dir) if args.work_dir else settings.data_dir / "generalisation"
-    log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
-    result = gen.leave_one_family_out(
-        recipe, work, families=families, n_test=args.test_frames, log=log
-    )
-    if args.model:
-        result["shipped"] = gen.evaluate_shipped(
-            args.model, settings.models_dir, families=families, n_test=args.test_frames
-        )
-    gen.write_json(result, work / "result.json")
-    if args.keep_as:
-        source = Path(result["all_families_model"])
-        for suffix in (".keras", ".onnx", ".json"):
-            shutil.copyfile(
-                source.with_suffix(suffix), settings.models_dir / f"{args.keep_as}{suffix}"
-            )
-        card_path = settings.models_dir / f"{args.keep_as}.json"
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        card |= {"name": args.keep_as, "generalisation": {
-            k: result[k] for k in ("held_out", "in_family", "baselines", "worst_held_out")
-        }}  # fmt: skip
-        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(gen.format_table(result))
-    for model, rows in result.get("shipped", {}).items():
-        print(f"shipped {model}: " + "; ".join(
-            f"{fam} {row.get('zero_shot', float('nan')):.3f}" for fam, row in rows.items()))  # fmt: skip
-    if args.keep_as:
-        print(f"kept the network trained on every family as {settings.models_dir / args.keep_as}")
-    return 0
-
-
-def cmd_bench_startup(args: argparse.Namespace, settings: Settings) -> int:
-    from sgus_core.bench.startup import run_startup_bench
-
-    with progress_bar("cold starts", enabled=not args.json) as bar:
-        result = run_startup_bench(settings.models_dir, runs=args.runs, progress=bar)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(
-        f"sgus predict, one {result['frame']} frame, fresh process, {result['runs']} runs: "
-        f"median {result['seconds_median']:.2f} s (max {result['seconds_max']:.2f} s), "
-        f"peak memory median {result['peak_mb_median']:.0f} MB (max {result['peak_mb_max']:.0f} MB)"
-    )
     return 0
 
 
@@ -447,7 +300,7 @@ def _read_password(prompt: str) -> str:
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core import auth
 
-    with _store(settings) as store:
+    with open_store(settings) as store:
         if args.action == "disable":
             auth.disable_user(store, args.name, actor="cli")
             print(f"disabled {args.name}")
@@ -463,7 +316,7 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    with _store(settings) as store:
+    with open_store(settings) as store:
         if not any(r.role == "admin" and store.password_hash(r.name) for r in store.list_raters()):
             raise SgusError(
                 "No admin account yet: create one with `sgus user add NAME --role admin`."
@@ -474,7 +327,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.transfer.backup import backup_store
 
-    with _store(settings) as store, progress_bar("backup") as progress:
+    with open_store(settings) as store, progress_bar("backup") as progress:
         counts = backup_store(store, Path(args.out), progress=progress)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return 0
@@ -483,7 +336,7 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     from sgus_core.transfer.backup import restore_store
 
-    with _store(settings) as store, progress_bar("restore") as progress:
+    with open_store(settings) as store, progress_bar("restore") as progress:
         counts = restore_store(store, Path(args.file), progress=progress)
     print(f"restored {sum(counts.values())} rows into {settings.db_url}")
     return 0

@@ -16,6 +16,7 @@ Trained networks are cached in the work folder by their settings, so a second ru
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -307,6 +308,21 @@ def format_table(result: dict[str, Any]) -> str:
     for name, row in result["in_family"].items():
         lines.append(f"{name:<16}" + "".join(f"{row.get(m, float('nan')):>14.3f}" for m in modes))
     return "\n".join(lines)
+
+
+def keep_model(result: dict[str, Any], models_dir: Path, name: str) -> Path:
+    """Copy the network trained on every family into ``models_dir`` as ``name`` (weights, ONNX
+    copy, card), with the benchmark's table in its card under ``"generalisation"``; returns the
+    card's path."""
+    source = Path(result["all_families_model"])
+    for suffix in (".keras", ".onnx", ".json"):
+        shutil.copyfile(source.with_suffix(suffix), Path(models_dir) / f"{name}{suffix}")
+    card_path = Path(models_dir) / f"{name}.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    keys = ("recipe", "n_test_per_family", "held_out", "in_family", "baselines", "worst_held_out")
+    card |= {"name": name, "generalisation": {k: result[k] for k in keys if k in result}}
+    card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    return card_path
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
