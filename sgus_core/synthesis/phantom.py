@@ -402,88 +402,181 @@ def _draw_lines(
         cv2.polylines(canvas, [pts], False, int(rng.integers(120, 256)), thickness)
 
 
-def _render_fov(
-    rng: np.random.Generator,
-    gland: str,
-    plan: _Pathology,
-    fw: int,
-    fh: int,
-    frame_w: int,
-    spacing: float,
-    grain: float,
-    speckle_scale: float,
-    cfg: PhantomConfig,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Render the field of view.
+@dataclass(frozen=True)
+class _FovRequest:
+    """What :func:`_render_fov` draws: the gland, its pathology, the FOV's size and the display."""
 
-    Returns:
-        ``(grey, mask, lesion_fraction)``: ``(fh, fw)`` uint8 image, ``(fh, fw)`` bool gland
-        mask, and the fraction of the gland the hypoechoic foci cover.
-    """
-    parotid = gland == "parotid"
+    gland: str  # "parotid" or "submandibular"
+    plan: _Pathology  # how the parenchyma is drawn
+    fw: int  # FOV width, px
+    fh: int  # FOV height, px
+    frame_w: int  # the whole screenshot's width, px (the gland's size is a fraction of it)
+    spacing: float  # mm per px
+    grain: float  # speckle grain size relative to the scanner's native screenshot
+    speckle_scale: float  # the scanner's speckle contrast, relative
+    cfg: PhantomConfig
+
+    @property
+    def parotid(self) -> bool:
+        """Whether the gland is a parotid (else a submandibular gland)."""
+        return self.gland == "parotid"
+
+    @property
+    def px_per_mm(self) -> float:
+        """Pixels per millimetre."""
+        return 1.0 / self.spacing
+
+    @property
+    def unit(self) -> float:
+        """Line-width unit: 460 px is the 800x555 scanner's FOV height."""
+        return self.fh / 460.0
+
+    @property
+    def grain_sigmas(self) -> tuple[float, float]:
+        """The speckle PSF's sigmas ``(lateral, axial)`` in px."""
+        return max(0.5, GRAIN_PX[0] * self.grain), max(0.35, GRAIN_PX[1] * self.grain)
+
+
+@dataclass(frozen=True, eq=False)
+class _FovAnatomy:
+    """Where the tissues lie in the FOV, in px from its top (``(1, fw)`` rows broadcast over z)."""
+
+    col: np.ndarray  # (fw,) float32 column index
+    z: np.ndarray  # (fh, 1) float32 row index
+    bone_side: str | None  # "left" or "right": the mandible's side; None: no bone in view
+    top: np.ndarray  # (fw,) the gland's top per column
+    bottom: np.ndarray  # (fw,) the gland's bottom per column (= top outside the gland)
+    inside_cols: np.ndarray  # (fw,) bool: the columns the gland spans
+    mask: np.ndarray  # (fh, fw) bool: the gland
+    skin: np.ndarray  # (1, fw) the skin line
+    skin_t: float  # the skin line's thickness
+    fat_top: np.ndarray  # (1, fw) the subcutaneous fat's top (below the dermis)
+    fascia_top: np.ndarray  # (1, fw) the superficial fascia's top (SMAS / platysma)
+    muscle_top: np.ndarray  # (fw,)
+    muscle_bot: np.ndarray  # (fw,)
+
+    @property
+    def x(self) -> np.ndarray:
+        """``(1, fw)`` column index."""
+        return self.col[None, :]
+
+    @property
+    def fat(self) -> np.ndarray:
+        """``(fh, fw)`` bool: the subcutaneous fat."""
+        return (self.z >= self.fat_top) & (self.z < self.fascia_top)
+
+    @property
+    def fascia(self) -> np.ndarray:
+        """``(fh, fw)`` bool: the superficial fascia over the gland."""
+        return (self.z >= np.maximum(self.fascia_top, self.fat_top)) & (self.z < self.top[None, :])
+
+    @property
+    def muscle(self) -> np.ndarray:
+        """``(fh, fw)`` bool: the muscle below the gland."""
+        return (self.z >= self.muscle_top[None, :]) & (self.z < self.muscle_bot[None, :])
+
+    @property
+    def deep(self) -> np.ndarray:
+        """``(fh, fw)`` bool: the deep structures below the muscle."""
+        return self.z >= self.muscle_bot[None, :]
+
+
+def _fov_anatomy(rng: np.random.Generator, req: _FovRequest) -> _FovAnatomy:
+    """Draw whether the mandible shows, the gland lens and the tissue layers' boundaries."""
+    fw, fh = req.fw, req.fh
     col = np.arange(fw, dtype=np.float32)
-    x = col[None, :]
     z = np.arange(fh, dtype=np.float32)[:, None]
-    px_per_mm = 1.0 / spacing
-    unit = fh / 460.0  # line widths follow the FOV; 460 px is the 800x555 scanner's FOV height
-
-    has_bone = rng.random() < (0.7 if parotid else 0.8)
+    has_bone = rng.random() < (0.7 if req.parotid else 0.8)
     bone_side = ("left" if rng.random() < 0.5 else "right") if has_bone else None
-    top, bottom = _gland_geometry(rng, parotid, fw, fh, frame_w, cfg, bone_side)
+    top, bottom = _gland_geometry(rng, req.parotid, fw, fh, req.frame_w, req.cfg, bone_side)
     inside_cols = ~np.isnan(bottom)
     bottom = np.where(inside_cols, bottom, top)
-    top_r, bottom_r = top[None, :], bottom[None, :]
-    mask = (z >= top_r) & (z < bottom_r)
-
-    # Layer boundaries per column (px from the FOV's top).
     skin = (0.012 * fh + _wobble(rng, col, 0.003 * fh, (fw / 1.5,)))[None, :]
     skin_t = max(2.0, 0.011 * fh)
-    fat_top = skin + skin_t + rng.uniform(0.012, 0.025) * fh  # below the dermis
-    fascia_top = top_r - rng.uniform(0.02, 0.035) * fh  # superficial fascia (SMAS / platysma)
+    fat_top = skin + skin_t + rng.uniform(0.012, 0.025) * fh
+    fascia_top = top[None, :] - rng.uniform(0.02, 0.035) * fh
+    muscle_top, muscle_bot = _muscle_band(rng, col, fh, top, bottom)
+    return _FovAnatomy(
+        col=col,
+        z=z,
+        bone_side=bone_side,
+        top=top,
+        bottom=bottom,
+        inside_cols=inside_cols,
+        mask=(z >= top[None, :]) & (z < bottom[None, :]),
+        skin=skin,
+        skin_t=skin_t,
+        fat_top=fat_top,
+        fascia_top=fascia_top,
+        muscle_top=muscle_top,
+        muscle_bot=muscle_bot,
+    )
+
+
+def _muscle_band(
+    rng: np.random.Generator, col: np.ndarray, fh: int, top: np.ndarray, bottom: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The muscle's top and bottom per column: below the deep fascia, smoother than the gland."""
+    fw = col.size
     deep_fascia_t = rng.uniform(0.015, 0.03) * fh
     muscle_top = np.maximum(bottom + deep_fascia_t, top + 0.06 * fh)
     k = max(3, fw // 10) | 1
     muscle_top = cv2.blur(muscle_top[None, :].astype(np.float32), (k, 1))[0]
     muscle_top = np.maximum(muscle_top, bottom + deep_fascia_t)
     muscle_bot = muscle_top + rng.uniform(0.1, 0.2) * fh + _wobble(rng, col, 0.02 * fh, (fw / 2,))
-    mt, mb = muscle_top[None, :], muscle_bot[None, :]
+    return muscle_top, muscle_bot
 
-    echo = np.full((fh, fw), ECHO["deep"], np.float32)
+
+def _layer_echo(req: _FovRequest, a: _FovAnatomy) -> np.ndarray:
+    """Echogenicity of the plain layers: gel, skin, dermis, fat, fascia, connective, gland."""
+    z, skin, top_r = a.z, a.skin, a.top[None, :]
+    echo = np.full((req.fh, req.fw), ECHO["deep"], np.float32)
     echo = np.where(z < skin, ECHO["gel"], echo)
-    echo = np.where((z >= skin) & (z < skin + skin_t), ECHO["skin"], echo)
-    echo = np.where((z >= skin + skin_t) & (z < fat_top), ECHO["dermis"], echo)
-    fat = (z >= fat_top) & (z < fascia_top)
-    echo = np.where(fat, ECHO["fat"], echo)
-    fascia = (z >= np.maximum(fascia_top, fat_top)) & (z < top_r)
-    echo = np.where(fascia, ECHO["fascia"], echo)
-    echo = np.where((z >= top_r) & (z < mt) & ~mask, ECHO["connective"], echo)
-    echo = np.where(mask, ECHO["gland"] * plan.echo_factor, echo)
+    echo = np.where((z >= skin) & (z < skin + a.skin_t), ECHO["skin"], echo)
+    echo = np.where((z >= skin + a.skin_t) & (z < a.fat_top), ECHO["dermis"], echo)
+    echo = np.where(a.fat, ECHO["fat"], echo)
+    echo = np.where(a.fascia, ECHO["fascia"], echo)
+    connective = (z >= top_r) & (z < a.muscle_top[None, :]) & ~a.mask
+    echo = np.where(connective, ECHO["connective"], echo)
+    return np.where(a.mask, ECHO["gland"] * req.plan.echo_factor, echo)
 
-    # Muscle: striations (thin bright perimysium lines, fragmented) on a dark background. Fibre
-    # bundles are neither straight nor evenly spaced: the stripes' phase is warped by noise.
-    muscle = (z >= mt) & (z < mb)
+
+def _add_muscle(
+    rng: np.random.Generator, req: _FovRequest, a: _FovAnatomy, echo: np.ndarray
+) -> np.ndarray:
+    """Striated muscle below the gland, and the platysma over a submandibular gland."""
+    # Thin bright perimysium lines, fragmented, on a dark background. Fibre bundles are neither
+    # straight nor evenly spaced: the stripes' phase is warped by noise.
+    fw, fh = req.fw, req.fh
     angle = rng.uniform(-0.35, 0.35)
     period = rng.uniform(0.018, 0.03) * fh
-    u = x * np.sin(angle) + z * np.cos(angle) + _wobble(rng, col, 0.6 * period, (fw / 3,))[None, :]
+    wobble = _wobble(rng, a.col, 0.6 * period, (fw / 3,))[None, :]
+    u = a.x * np.sin(angle) + a.z * np.cos(angle) + wobble
     u = u + 0.9 * period * _smooth_noise(rng, fh, fw, (7, 5))
     stripes = (0.5 + 0.5 * np.cos(2 * np.pi * u / period)) ** 6
     broken = np.clip(_smooth_noise(rng, fh, fw, (12, 9)) + 0.5, 0, 1)
-    echo = np.where(muscle, ECHO["muscle"] + ECHO["striation"] * stripes * broken, echo)
-    if not parotid:
+    echo = np.where(a.muscle, ECHO["muscle"] + ECHO["striation"] * stripes * broken, echo)
+    if not req.parotid:
         # Platysma over the submandibular gland: a thin striated band inside the fascia layer.
-        echo = np.where(fascia, echo * (0.45 + 0.9 * stripes), echo)
+        echo = np.where(a.fascia, echo * (0.45 + 0.9 * stripes), echo)
+    return echo
 
-    # Deep region: blobs and bright fascial interfaces; fat: bright septa between its lobules.
-    deep = z >= mb
+
+def _add_interfaces(
+    rng: np.random.Generator, req: _FovRequest, a: _FovAnatomy, echo: np.ndarray
+) -> np.ndarray:
+    """Deep-field blobs and bright fascial interfaces, and bright septa between the fat lobules."""
+    fw, fh, unit = req.fw, req.fh, req.unit
+    deep, fat = a.deep, a.fat
     blobs = _smooth_noise(rng, fh, fw, (6, 6)) + 0.5 * _smooth_noise(rng, fh, fw, (14, 10))
     echo = np.where(deep, echo * np.exp(0.55 * blobs), echo)
     lines = np.zeros((fh, fw), np.uint8)
-    z_deep = float(muscle_bot.mean())
+    z_deep = float(a.muscle_bot.mean())
     _draw_lines(
         lines, rng, int(rng.integers(2, 6)), (-0.2 * fw, 0.4 * fw), (z_deep, z_deep + 0.3 * fh),
         (0.4 * fw, 1.0 * fw), 0.12, max(2, round(2.5 * unit)),
     )  # fmt: skip
-    fat_lo, fat_hi = float(np.mean(fat_top)), float(np.min(fascia_top))
+    fat_lo, fat_hi = float(np.mean(a.fat_top)), float(np.min(a.fascia_top))
     if fat_hi > fat_lo:
         _draw_lines(
             lines, rng, int(rng.integers(6, 12)), (-0.2 * fw, 0.8 * fw), (fat_lo, fat_hi),
@@ -492,61 +585,96 @@ def _render_fov(
     # Interfaces are not evenly bright along their length (the angle of incidence changes).
     patchy = np.clip(_smooth_noise(rng, fh, fw, (4, 10)) * 0.6 + 0.7, 0.1, 1.2)
     echo += np.where(fat | deep, ECHO["septum"] * lines.astype(np.float32) * (patchy / 255.0), 0)
+    return echo
 
-    # Texture: the tissues around the gland are coarser and patchier than its fine, even grain.
-    echo = np.where(mask, echo, echo * np.exp(0.45 * _smooth_noise(rng, fh, fw, (18, 26))))
 
-    # Fascial capsule: a bright line along the gland's top and a fainter one along its deep border.
-    capsule_gain = (1.0, 0.55, 0.25)[plan.border]
-    cap_t = max(1.5, 0.009 * fh)
-    echo = np.where(np.abs(z - top_r) < cap_t, echo + ECHO["capsule"] * capsule_gain, echo)
-    on_bottom = (np.abs(z - bottom_r) < cap_t) & inside_cols[None, :]
-    echo = np.where(on_bottom, echo + ECHO["deep_capsule"] * capsule_gain, echo)
+def _add_texture_and_capsule(
+    rng: np.random.Generator, req: _FovRequest, a: _FovAnatomy, echo: np.ndarray
+) -> np.ndarray:
+    """Coarse patchy texture around the gland, and its bright capsule lines (top, deep border)."""
+    # The tissues around the gland are coarser and patchier than its fine, even grain.
+    noise = _smooth_noise(rng, req.fh, req.fw, (18, 26))
+    echo = np.where(a.mask, echo, echo * np.exp(0.45 * noise))
+    capsule_gain = (1.0, 0.55, 0.25)[req.plan.border]
+    cap_t = max(1.5, 0.009 * req.fh)
+    on_top = np.abs(a.z - a.top[None, :]) < cap_t
+    echo = np.where(on_top, echo + ECHO["capsule"] * capsule_gain, echo)
+    on_bottom = (np.abs(a.z - a.bottom[None, :]) < cap_t) & a.inside_cols[None, :]
+    return np.where(on_bottom, echo + ECHO["deep_capsule"] * capsule_gain, echo)
 
-    # Parenchyma: slow inhomogeneity, hypoechoic foci, bright fibrous bands and spots.
-    inhom = np.exp(plan.inhomogeneity * 2.2 * _smooth_noise(rng, fh, fw, (10, 16)))
-    echo = np.where(mask, echo * inhom, echo)
-    ys, xs = np.nonzero(mask)
+
+def _add_parenchyma(
+    rng: np.random.Generator, req: _FovRequest, a: _FovAnatomy, echo: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Inhomogeneity, hypoechoic foci, fibrosis: ``(echo, share of the gland the foci cover)``."""
+    plan = req.plan
+    inhom = np.exp(plan.inhomogeneity * 2.2 * _smooth_noise(rng, req.fh, req.fw, (10, 16)))
+    echo = np.where(a.mask, echo * inhom, echo)
+    ys, xs = np.nonzero(a.mask)
     lesion_fraction = 0.0
     if plan.coverage > 0 and ys.size:
-        foci = np.zeros((fh, fw), np.uint8)
-        target = plan.coverage * ys.size
-        for attempt in range(400):
-            r = rng.uniform(*plan.radius_mm) * px_per_mm
-            elong = rng.uniform(1.0, 1.6)
-            axes = (max(1, round(r * elong)), max(1, round(r / elong)))
-            i = int(rng.integers(0, ys.size))
-            cv2.ellipse(foci, (int(xs[i]), int(ys[i])), axes, rng.uniform(-30, 30), 0, 360, 255, -1)
-            if plan.confluent and rng.random() < 0.6:
-                dx, dy = rng.normal(0, r, 2)  # a neighbour touching it: confluent areas
-                centre = (int(xs[i] + 1.5 * dx), int(ys[i] + 0.6 * dy))
-                cv2.ellipse(foci, centre, axes, rng.uniform(-30, 30), 0, 360, 255, -1)
-            if attempt % 2 and np.count_nonzero(foci[ys, xs]) >= target:
-                break
-        soft = cv2.GaussianBlur(foci.astype(np.float32) / 255.0, (0, 0), max(1.0, 1.2 * unit))
-        soft *= mask
+        soft = _draw_foci(rng, req, a.mask, ys, xs)
         lesion_fraction = float((soft > 0.5).sum() / ys.size)
-        darkness = min(0.97, rng.uniform(0.86, 0.95) * cfg.lesion_contrast)
+        darkness = min(0.97, rng.uniform(0.86, 0.95) * req.cfg.lesion_contrast)
         echo *= 1 - darkness * soft
     if (plan.n_bands or plan.n_spots) and ys.size:
-        bright = np.zeros((fh, fw), np.uint8)
-        cols = np.flatnonzero(inside_cols)
-        for _ in range(plan.n_bands):
-            x0 = rng.uniform(cols[0], cols[-1])
-            length = rng.uniform(0.1, 0.35) * fw * (1 if rng.random() < 0.5 else -1)
-            zc = rng.uniform(top[int(x0)], bottom[int(x0)])
-            pts = _random_walk_line(rng, x0, x0 + length, zc, 0.35, 5)
-            thickness = max(2, round(2.5 * unit))
-            cv2.polylines(bright, [pts], False, int(rng.integers(150, 256)), thickness)
-        for _ in range(plan.n_spots):
-            i = int(rng.integers(0, ys.size))
-            axes = (max(1, round(rng.uniform(2, 5) * unit)), max(1, round(unit)))
-            cv2.ellipse(bright, (int(xs[i]), int(ys[i])), axes, 0, 0, 360, 255, -1)
-        echo += ECHO["fibrosis"] * (bright.astype(np.float32) / 255.0) * mask
+        echo += ECHO["fibrosis"] * _draw_fibrosis(rng, req, a, ys, xs) * a.mask
+    return echo, lesion_fraction
 
-    # Vessels: round anechoic spots with a thin bright wall and posterior enhancement; one often
-    # runs through the gland's deep part (retromandibular vein, facial artery), at every grade.
-    gain_map = np.ones((fh, fw), np.float32)
+
+def _draw_foci(
+    rng: np.random.Generator, req: _FovRequest, mask: np.ndarray, ys: np.ndarray, xs: np.ndarray
+) -> np.ndarray:
+    """Hypoechoic foci until they cover the plan's share of the gland: soft ``(fh, fw)`` 0-1 map."""
+    plan = req.plan
+    foci = np.zeros((req.fh, req.fw), np.uint8)
+    target = plan.coverage * ys.size
+    for attempt in range(400):
+        r = rng.uniform(*plan.radius_mm) * req.px_per_mm
+        elong = rng.uniform(1.0, 1.6)
+        axes = (max(1, round(r * elong)), max(1, round(r / elong)))
+        i = int(rng.integers(0, ys.size))
+        cv2.ellipse(foci, (int(xs[i]), int(ys[i])), axes, rng.uniform(-30, 30), 0, 360, 255, -1)
+        if plan.confluent and rng.random() < 0.6:
+            dx, dy = rng.normal(0, r, 2)  # a neighbour touching it: confluent areas
+            centre = (int(xs[i] + 1.5 * dx), int(ys[i] + 0.6 * dy))
+            cv2.ellipse(foci, centre, axes, rng.uniform(-30, 30), 0, 360, 255, -1)
+        if attempt % 2 and np.count_nonzero(foci[ys, xs]) >= target:
+            break
+    soft = cv2.GaussianBlur(foci.astype(np.float32) / 255.0, (0, 0), max(1.0, 1.2 * req.unit))
+    soft *= mask
+    return soft
+
+
+def _draw_fibrosis(
+    rng: np.random.Generator, req: _FovRequest, a: _FovAnatomy, ys: np.ndarray, xs: np.ndarray
+) -> np.ndarray:
+    """Bright fibrous bands and small hyperechoic spots in the gland: ``(fh, fw)`` float32 0-1."""
+    plan, unit = req.plan, req.unit
+    bright = np.zeros((req.fh, req.fw), np.uint8)
+    cols = np.flatnonzero(a.inside_cols)
+    for _ in range(plan.n_bands):
+        x0 = rng.uniform(cols[0], cols[-1])
+        length = rng.uniform(0.1, 0.35) * req.fw * (1 if rng.random() < 0.5 else -1)
+        zc = rng.uniform(a.top[int(x0)], a.bottom[int(x0)])
+        pts = _random_walk_line(rng, x0, x0 + length, zc, 0.35, 5)
+        thickness = max(2, round(2.5 * unit))
+        cv2.polylines(bright, [pts], False, int(rng.integers(150, 256)), thickness)
+    for _ in range(plan.n_spots):
+        i = int(rng.integers(0, ys.size))
+        axes = (max(1, round(rng.uniform(2, 5) * unit)), max(1, round(unit)))
+        cv2.ellipse(bright, (int(xs[i]), int(ys[i])), axes, 0, 0, 360, 255, -1)
+    return bright.astype(np.float32) / 255.0
+
+
+def _add_vessels(
+    rng: np.random.Generator, req: _FovRequest, a: _FovAnatomy, echo: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Anechoic vessels with a bright wall; returns ``(echo, gain_map)`` (their enhancement)."""
+    # One often runs through the gland's deep part (retromandibular vein, facial artery), at every
+    # grade; the gain map holds the posterior enhancement below each vessel.
+    fw, fh = req.fw, req.fh
+    ys, xs = np.nonzero(a.mask)
     vessels = []
     if ys.size and rng.random() < 0.75:
         deep_half = ys > np.percentile(ys, 45)
@@ -558,58 +686,99 @@ def _render_fov(
     lumen = np.zeros((fh, fw), np.uint8)
     enhance = np.zeros((fh, fw), np.uint8)
     for vx, vz in vessels:
-        r = rng.uniform(1.0, 2.2) * px_per_mm
+        r = rng.uniform(1.0, 2.2) * req.px_per_mm
         axes = (max(2, round(r * rng.uniform(1.0, 1.4))), max(2, round(r)))
         cv2.ellipse(wall, (vx, vz), (axes[0] + 2, axes[1] + 2), 0, 0, 360, 255, -1)
         cv2.ellipse(lumen, (vx, vz), axes, 0, 0, 360, 255, -1)
         cv2.rectangle(enhance, (vx - axes[0], vz), (vx + axes[0], fh), 255, -1)
     echo = np.where(wall > 0, echo + ECHO["vessel_wall"], echo)
     echo = np.where(lumen > 0, 0.0, echo)
-    gain_map *= 1 + 0.35 * cv2.GaussianBlur(enhance.astype(np.float32) / 255, (0, 0), 6 * unit)
+    gain_map = np.ones((fh, fw), np.float32)
+    gain_map *= 1 + 0.35 * cv2.GaussianBlur(enhance.astype(np.float32) / 255, (0, 0), 6 * req.unit)
+    return echo, gain_map
 
-    # Mandible: a bright curved cortex and the black acoustic shadow below it.
-    if has_bone:
-        echo, shadow = _mandible(rng, echo, parotid, bone_side, float(np.nanmax(bottom)), unit)
-        mask &= shadow < 0.5  # what the bone hides is not outlined
 
-    # Slow tissue variation; depth: attenuation net of the TGC, and a focal zone's brightening.
-    echo *= np.exp(0.12 * _smooth_noise(rng, fh, fw, (5, 7)))
-    z_mm = z * spacing
+def _echo_amplitude(
+    rng: np.random.Generator,
+    req: _FovRequest,
+    a: _FovAnatomy,
+    echo: np.ndarray,
+    gain_map: np.ndarray,
+) -> np.ndarray:
+    """Echo amplitude: slow variation, depth loss net of the TGC, focal zone, probe ends, noise."""
+    fw, fh, spacing = req.fw, req.fh, req.spacing
+    echo = echo * np.exp(0.12 * _smooth_noise(rng, fh, fw, (5, 7)))
+    z_mm = a.z * spacing
     focus_mm = rng.uniform(0.3, 0.5) * fh * spacing
-    loss_db = -ATTENUATION_DB_PER_MM * cfg.depth_attenuation * z_mm
+    loss_db = -ATTENUATION_DB_PER_MM * req.cfg.depth_attenuation * z_mm
     loss_db = loss_db + 2.0 * np.exp(-((z_mm - focus_mm) ** 2) / 60)
-    gain_map *= (10 ** (loss_db / 20)).astype(np.float32)
-    lateral = 1 - 0.25 * ((x - fw / 2) / (fw / 2)) ** 4  # weaker echoes at the probe's ends
+    gain_map = gain_map * (10 ** (loss_db / 20)).astype(np.float32)
+    lateral = 1 - 0.25 * ((a.x - fw / 2) / (fw / 2)) ** 4  # weaker echoes at the probe's ends
     amplitude = echo * gain_map * lateral
-    noise_floor = NOISE_FLOOR * cfg.noise
-    amplitude = np.sqrt(amplitude**2 + noise_floor**2).astype(np.float32)
+    noise_floor = NOISE_FLOOR * req.cfg.noise
+    return np.sqrt(amplitude**2 + noise_floor**2).astype(np.float32)
 
-    # Speckle: envelopes of band-limited complex scatterer fields (grains stretched sideways like
-    # a linear probe's), incoherently compounded over a few looks as scanners' spatial and
-    # frequency compounding does; a multiplicative texture over the log-compressed, PSF-blurred
-    # echo level. (One look through a pure log map draws networks of dark cracks instead.)
-    sx, sz = max(0.5, GRAIN_PX[0] * grain), max(0.35, GRAIN_PX[1] * grain)
-    level = cv2.GaussianBlur(amplitude, (0, 0), sigmaX=0.5 * sx, sigmaY=0.5 * sz)
-    field = rng.standard_normal((2 * COMPOUND_LOOKS, fh, fw), dtype=np.float32)
-    intensity = np.zeros((fh, fw), np.float32)
+
+def _speckle(rng: np.random.Generator, req: _FovRequest) -> np.ndarray:
+    """Unit-mean multiplicative speckle: compounded envelopes of band-limited scatterer fields."""
+    # Grains are stretched sideways like a linear probe's and incoherently compounded over a few
+    # looks as scanners' spatial and frequency compounding does. (One look through a pure log map
+    # draws networks of dark cracks instead.)
+    sx, sz = req.grain_sigmas
+    field = rng.standard_normal((2 * COMPOUND_LOOKS, req.fh, req.fw), dtype=np.float32)
+    intensity = np.zeros((req.fh, req.fw), np.float32)
     for look in field:
         blurred = cv2.GaussianBlur(look, (0, 0), sigmaX=sx, sigmaY=sz)
         intensity += blurred * blurred
     # Unit mean: white noise blurred by a unit-sum Gaussian keeps 1 / (4 pi sx sz) of its variance.
     intensity *= np.float32(4 * np.pi * sx * sz / (2 * COMPOUND_LOOKS))
     # Scanners differ in speckle reduction, and so do their presets: the contrast varies.
-    contrast = SPECKLE_P * speckle_scale * rng.uniform(0.85, 1.1)
-    speckle = intensity ** np.float32(contrast / 2) / np.float32(
-        _mean_power(COMPOUND_LOOKS, contrast / 2)
-    )
+    contrast = SPECKLE_P * req.speckle_scale * rng.uniform(0.85, 1.1)
+    mean = np.float32(_mean_power(COMPOUND_LOOKS, contrast / 2))
+    return intensity ** np.float32(contrast / 2) / mean
+
+
+def _display_chain(
+    rng: np.random.Generator, req: _FovRequest, amplitude: np.ndarray, speckle: np.ndarray
+) -> np.ndarray:
+    """PSF blur, gain, log compression, grey map and pixel noise: the FOV's uint8 image."""
+    cfg = req.cfg
+    sx, sz = req.grain_sigmas
+    level = cv2.GaussianBlur(amplitude, (0, 0), sigmaX=0.5 * sx, sigmaY=0.5 * sz)
     db = 20 * np.log10(level + 1e-6) + cfg.gain_db
     # Log compression about the middle of the default 60 dB range, so that changing the dynamic
     # range changes the contrast and keeps the mid-grey tissues where they were.
     mid_db = TOP_DB - 30.0
     grey = np.clip(0.5 + (db - mid_db) / cfg.dynamic_range_db, 0, 1) ** GAMMA * 255.0 * speckle
     grey = np.where(grey > KNEE, KNEE + (grey - KNEE) * 0.6, grey)
-    grey += rng.standard_normal((fh, fw), dtype=np.float32) * np.float32(PIXEL_NOISE * cfg.noise)
-    return np.clip(grey, 0, 255).astype(np.uint8), mask, lesion_fraction
+    noise = rng.standard_normal((req.fh, req.fw), dtype=np.float32)
+    grey += noise * np.float32(PIXEL_NOISE * cfg.noise)
+    return np.clip(grey, 0, 255).astype(np.uint8)
+
+
+def _render_fov(rng: np.random.Generator, req: _FovRequest) -> tuple[np.ndarray, np.ndarray, float]:
+    """Render the field of view, drawing from ``rng`` in a fixed order (the frames depend on it).
+
+    Returns:
+        ``(grey, mask, lesion_fraction)``: ``(fh, fw)`` uint8 image, ``(fh, fw)`` bool gland
+        mask, and the fraction of the gland the hypoechoic foci cover.
+    """
+    anatomy = _fov_anatomy(rng, req)
+    echo = _layer_echo(req, anatomy)
+    echo = _add_muscle(rng, req, anatomy, echo)
+    echo = _add_interfaces(rng, req, anatomy, echo)
+    echo = _add_texture_and_capsule(rng, req, anatomy, echo)
+    echo, lesion_fraction = _add_parenchyma(rng, req, anatomy, echo)
+    echo, gain_map = _add_vessels(rng, req, anatomy, echo)
+    mask = anatomy.mask
+    if anatomy.bone_side is not None:
+        # The mandible: a bright curved cortex and the black acoustic shadow below it.
+        gland_bottom = float(np.nanmax(anatomy.bottom))
+        echo, shadow = _mandible(rng, echo, req.parotid, anatomy.bone_side, gland_bottom, req.unit)
+        mask = mask & (shadow < 0.5)  # what the bone hides is not outlined
+    amplitude = _echo_amplitude(rng, req, anatomy, echo, gain_map)
+    speckle = _speckle(rng, req)
+    return _display_chain(rng, req, amplitude, speckle), mask, lesion_fraction
 
 
 def _mandible(
@@ -666,6 +835,7 @@ def _text(
     grey: float,
     thickness: int = 1,
 ) -> None:
+    """Draw anti-aliased text in the scanner's font (in place)."""
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, int(grey), thickness, cv2.LINE_AA)
 
 
@@ -815,6 +985,7 @@ def _draw_gland_label(
 
 
 def _check_choice(name: str, value: object, choices: Collection[str]) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose from {list(choices)}")
 
@@ -873,9 +1044,18 @@ def generate_frame(
     omeract, plan = _draw_grades(rng, devita)
     # Grain in px follows the frame's size relative to the scanner's native screenshot.
     grain = cfg.speckle_size * w / layout.size[0]
-    fov_grey, fov_mask, lesion_fraction = _render_fov(
-        rng, gland, plan, fw, fh, w, spacing, grain, layout.speckle, cfg
+    request = _FovRequest(
+        gland=gland,
+        plan=plan,
+        fw=fw,
+        fh=fh,
+        frame_w=w,
+        spacing=spacing,
+        grain=grain,
+        speckle_scale=layout.speckle,
+        cfg=cfg,
     )
+    fov_grey, fov_mask, lesion_fraction = _render_fov(rng, request)
 
     image = np.zeros((h, w), np.uint8)
     mask = np.zeros((h, w), bool)
