@@ -7,9 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from sgus_core.annotate import editing as edit
 from sgus_core.annotate.saving import save_annotation, start_mask, start_options
-from sgus_core.annotate.strokes import Stroke
 from sgus_core.browse import load_frame
 from sgus_core.errors import SgusError
 from sgus_core.study.rounds import prediction_uncertainty, rater_queue, visible_labels
@@ -20,6 +18,7 @@ from sgus_ui.annotate_panels import (
     area_caption,
     canvas_editor,
     grading_panel,
+    mask_operations,
     pen_settings,
 )
 from sgus_ui.annotate_state import EditSession, begin_edit, current_queue_position, save_messages
@@ -83,44 +82,13 @@ def navigation(
 
 
 def choose_start(
-    visible: VisibleLabels, rater: str, image_id: int, shape: tuple[int, ...]
+    visible: VisibleLabels, rater: str, image_id: int, shape: tuple[int, ...], round_id: int | None
 ) -> tuple[StartOption, EditSession]:
-    """Where the edit starts; a fresh start only when the image or the choice changes."""
+    """Where the edit starts; a fresh start when the image, the choice or the queue changes."""
     options = start_options(visible, rater)
     choice = st.selectbox("Start from", [o.label for o in options], key=f"ann_start_{image_id}")
     option = next(o for o in options if o.label == choice)
-    return option, begin_edit(image_id, option, lambda: start_mask(option, shape))
-
-
-def mask_operations(
-    session: EditSession, option: StartOption, current: np.ndarray, strokes: list[Stroke]
-) -> bool:
-    """The buttons under the canvas (clean-up, undo, redo, reset, clear); True with unsaved edits."""
-    history = session.history
-    ops = st.columns(7)
-    actions = {
-        "Fill holes": edit.fill_holes,
-        "Largest region": edit.keep_largest_region,
-        "Smooth": lambda m: edit.smooth(m, 3.0),
-    }
-    for col, (label, op) in zip(ops, actions.items(), strict=False):
-        if col.button(label, key=f"ann_op_{label}", width="stretch"):
-            session.commit(op(current))
-    dirty = bool(strokes) or history.can_undo
-    if ops[3].button(
-        "Undo", key="ann_undo", shortcut="ctrl+z", disabled=not dirty, width="stretch"
-    ):
-        # Undo drops the strokes not yet part of the mask first, then steps back in history.
-        session.commit(None if strokes else history.undo(), keep_history=True)
-    if ops[4].button(
-        "Redo", key="ann_redo", shortcut="ctrl+y", disabled=not history.can_redo, width="stretch"
-    ):
-        session.commit(history.redo(), keep_history=True)
-    if ops[5].button("Reset", key="ann_reset", width="stretch"):
-        session.commit(start_mask(option, current.shape))
-    if ops[6].button("Clear", key="ann_clear", width="stretch"):
-        session.commit(current & False)
-    return dirty
+    return option, begin_edit(image_id, option, lambda: start_mask(option, shape), round_id)
 
 
 def save_panel(
@@ -184,14 +152,17 @@ def render() -> None:
         visible = visible_labels(labels_store, study_round, account.name, image_id)
     left, right = st.columns([3, 1.3])
     with right:
-        option, session = choose_start(visible, account.name, image_id, frame.pixels.shape)
+        round_id = study_round.id if study_round else None
+        option, session = choose_start(
+            visible, account.name, image_id, frame.pixels.shape, round_id
+        )
     blind = study_round is not None and study_round.blind  # a blind round hides the model
     segmenter = None if blind else prompted_segmenter()
     with left:
         pen = pen_settings(prompts=segmenter is not None)
         current, strokes, marks = canvas_editor(frame, image, session, pen)
         if segmenter is not None and not marks.empty:
-            answer_prompt(segmenter, frame, session, marks)
+            answer_prompt(segmenter, frame, session, marks, current)
         area_caption(image, current, mask_operations(session, option, current, strokes))
     with right:
         grading = grading_panel(visible, account.name, image_id)

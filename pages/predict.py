@@ -169,11 +169,12 @@ def render() -> None:
         predict_whole_dataset(labels_store, dataset, model)
     if frame is None:
         st.stop()
-    prompted = prompted_segmenter()
-    prompt = box_prompt(frame, "pred_box") if prompted is not None else None
+    prompted = prompted_segmenter(model)  # the chosen model when it takes prompts
+    prompt = box_prompt(frame) if prompted is not None else None
+    used = prompted if prompt is not None and prompted is not None else segmenter
     with stop_on_error():
-        if prompt is not None and prompted is not None:
-            prediction = segment_prompted(prompted, frame, prompt, grader=grader)
+        if prompt is not None:
+            prediction = segment_prompted(used, frame, prompt, grader=grader)
         else:
             (prediction,) = segment_frames(segmenter, [frame], grader=grader)
     left, right = st.columns([3, 2])
@@ -185,7 +186,7 @@ def render() -> None:
             mask_check(frame, prediction, truth)
         contour_downloads(prediction)
     st.caption(
-        f"Model {prediction.model} · runtime {segmenter.runtime} · FOV {prediction.fov.as_tuple()}"
+        f"Model {prediction.model} · runtime {used.runtime} · FOV {prediction.fov.as_tuple()}"
     )
 
 

@@ -30,6 +30,6 @@ train fcdensenet103 segment fcdensenet103 20 "${dense[@]}"
 # The default segmenter: a prompted U-Net trained only on frames rendered on the fly from the three
 # appearance families, chosen by its worst held-out-family IoU (leave-one-family-out; about 80
 # minutes for the four networks on a 2-core CPU). Kept as models/unet-synth.*.
-[ -f models/unet-synth.keras ] || $SGUS bench-generalisation --model unet --keep-as unet-synth
+[ -f models/unet-synth.keras ] || $SGUS bench-generalisation --model unet --keep-as unet-synth --make-default
 # Measure every runtime (Keras, ONNX Runtime, OpenVINO), medians of 3 rounds; record the fastest.
 $SGUS bench --record --rounds 3

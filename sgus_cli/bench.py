@@ -83,6 +83,12 @@ def cmd_bench_generalisation(args: argparse.Namespace, settings: Settings) -> in
         steps_per_epoch=args.steps,
         seed=args.seed,
     )
+    from sgus_core.inference.registry import read_card
+
+    for name in args.model or []:
+        read_card(settings.models_dir, name)  # a typo fails now, not after hours of training
+    if args.make_default and not args.keep_as:
+        raise SgusError("--make-default needs --keep-as NAME")
     work = Path(args.work_dir) if args.work_dir else settings.data_dir / "generalisation"
     log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
     result = gen.leave_one_family_out(
@@ -94,7 +100,7 @@ def cmd_bench_generalisation(args: argparse.Namespace, settings: Settings) -> in
         )
     gen.write_json(result, work / "result.json")
     if args.keep_as:
-        gen.keep_model(result, settings.models_dir, args.keep_as)
+        gen.keep_model(result, settings.models_dir, args.keep_as, make_default=args.make_default)
     if args.json:
         print(json.dumps(result))
         return 0

@@ -231,6 +231,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
                         )
                     except SgusError as exc:
                         skipped.append((str(job.source), str(exc)))
+                        prompted_jobs.discard(job.stem)
                         continue
                 prediction = results[job.stem]
                 predict_files.write_outputs(out, job, prediction, writer)
@@ -517,6 +518,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-as",
         metavar="NAME",
         help="copy the network trained on every family into the models folder as NAME",
+    )
+    p.add_argument(
+        "--make-default",
+        action="store_true",
+        help="with --keep-as: make it the default and the prompted segmenter (models/default.json)",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_generalisation)

@@ -23,7 +23,7 @@ from sgus_core.annotate.prompting import (
     read_marks,
     split_canvas,
 )
-from sgus_core.annotate.saving import canvas_background
+from sgus_core.annotate.saving import canvas_background, start_mask
 from sgus_core.annotate.strokes import Stroke, strokes_from_canvas
 from sgus_core.errors import SgusError
 from sgus_core.inference.pipeline import segment_prompted
@@ -38,6 +38,7 @@ from sgus_ui.annotate_state import (
 )
 
 if TYPE_CHECKING:
+    from sgus_core.annotate.saving import StartOption
     from sgus_core.imaging import Frame
     from sgus_core.inference.runtimes import Segmenter
     from sgus_core.store import ImageRecord
@@ -90,6 +91,8 @@ def pen_settings(*, prompts: bool = False) -> Pen:
         "Pen", ["add", "erase"], default="add", key="ann_mode", required=True
     )
     kinds = ["freedraw", "polygon", "rect", "circle", *(PROMPT_TOOLS if prompts else ())]
+    if st.session_state.get("ann_tool") not in kinds:  # the model's tools went (a blind round)
+        st.session_state["ann_tool"] = "freedraw"
     kind = tools[1].selectbox(
         "Tool",
         kinds,
@@ -202,17 +205,57 @@ def grading_panel(visible: VisibleLabels, rater: str, image_id: int) -> Grading:
     return Grading(devita, omeract, hocevar, confidence, comment, flag)
 
 
-def answer_prompt(segmenter: Segmenter, frame: Frame, session: EditSession, marks: Marks) -> None:
+def mask_operations(
+    session: EditSession, option: StartOption, current: np.ndarray, strokes: list[Stroke]
+) -> bool:
+    """The buttons under the canvas (clean-up, undo, redo, reset, clear); True with unsaved edits."""
+    history = session.history
+    ops = st.columns(7)
+    actions = {
+        "Fill holes": edit.fill_holes,
+        "Largest region": edit.keep_largest_region,
+        "Smooth": lambda m: edit.smooth(m, 3.0),
+    }
+    for col, (label, op) in zip(ops, actions.items(), strict=False):
+        if col.button(label, key=f"ann_op_{label}", width="stretch"):
+            session.commit(op(current))
+    dirty = bool(strokes) or history.can_undo
+    if ops[3].button(
+        "Undo", key="ann_undo", shortcut="ctrl+z", disabled=not dirty, width="stretch"
+    ):
+        # Undo drops the strokes not yet part of the mask first, then steps back in history.
+        session.commit(None if strokes else history.undo(), keep_history=True)
+    if ops[4].button(
+        "Redo", key="ann_redo", shortcut="ctrl+y", disabled=not history.can_redo, width="stretch"
+    ):
+        session.commit(history.redo(), keep_history=True)
+    if ops[5].button("Reset", key="ann_reset", width="stretch"):
+        session.forget_prompt()
+        session.commit(start_mask(option, current.shape))
+    if ops[6].button("Clear", key="ann_clear", width="stretch"):
+        session.forget_prompt()
+        session.commit(current & False)
+    return dirty
+
+
+def answer_prompt(
+    segmenter: Segmenter, frame: Frame, session: EditSession, marks: Marks, current: np.ndarray
+) -> None:
     """Send the box and clicks drawn on the canvas to the prompted segmenter; its mask becomes
-    the editable state (the page reruns). Clicks before any box get a hint instead."""
+    the editable state (the page reruns). Clicks before any box get a hint instead; a prompt the
+    model could not use is not sent again on every rerun."""
     prompt = next_prompt(session.prompt, marks)
     if prompt is None:
         st.info("Drag a box around the gland first (tool: box (model)); clicks then correct it.")
+        return
+    if prompt == session.failed_prompt:
+        st.error("The model could not use this box: drag another one, or Undo.")
         return
     try:
         with st.spinner("The model outlines the gland in the box..."):
             prediction = segment_prompted(segmenter, frame, prompt)
     except SgusError as exc:
+        session.failed_prompt = prompt
         st.error(f"The model could not use this box: {exc}")
         return
-    session.prompted_mask(prompt, prediction.mask)
+    session.prompted_mask(prompt, prediction.mask, current)

@@ -27,20 +27,37 @@ _MESSAGES = "ann_messages"
 
 @dataclass
 class EditSession:
-    """The edit of one image from one start option."""
+    """The edit of one image from one start option, in one queue (a round or the dataset)."""
 
     image_id: int
     start_label: str
     history: EditHistory
     parent_id: int | None
+    round_id: int | None = None
     generation: int = 0
     prompt: Prompt | None = None  # the last box (and clicks) the model answered
-    prompted: bool = False  # the mask holds the prompted model's answer
+    prompt_depth: int | None = None  # the history depth at which the model's answer was pushed
+    failed_prompt: Prompt | None = None  # the last prompt the model could not use
 
-    def prompted_mask(self, prompt: Prompt, mask: np.ndarray) -> None:
-        """The prompted model answered ``prompt`` with ``mask``: make it the editable state."""
-        self.prompt, self.prompted = prompt, True
-        self.commit(mask)
+    @property
+    def prompted(self) -> bool:
+        """The current mask holds (or was edited from) the prompted model's answer: not once
+        Undo has stepped back past it, nor after Reset or Clear."""
+        return self.prompt_depth is not None and self.history.undo_depth >= self.prompt_depth
+
+    def prompted_mask(self, prompt: Prompt, mask: np.ndarray, current: np.ndarray) -> None:
+        """The prompted model answered ``prompt`` with ``mask``: make it the editable state. The
+        edit so far (``current``, canvas strokes included) goes into the history first, so Undo
+        brings it back."""
+        if not np.array_equal(current, self.history.current):
+            self.history.push(current)
+        self.history.push(mask)
+        self.prompt, self.prompt_depth, self.failed_prompt = prompt, self.history.undo_depth, None
+        self.commit(None)
+
+    def forget_prompt(self) -> None:
+        """The mask no longer comes from the model (Reset, Clear): a new box starts over."""
+        self.prompt, self.prompt_depth = None, None
 
     def commit(self, mask: np.ndarray | None, *, keep_history: bool = False) -> None:
         """Make ``mask`` the current state (None: drop the canvas strokes only) and start a fresh
@@ -54,7 +71,7 @@ class EditSession:
     def saved(self, mask: np.ndarray, outcome: SaveOutcome) -> None:
         """After a save: the saved mask is the new start and parent."""
         self.history = EditHistory(mask)
-        self.prompt, self.prompted = None, False
+        self.forget_prompt()
         # Messages live outside the edit session: saving changes the start options ("my latest
         # version" appears), which may start a new session on the next run.
         messages: list[str] = []
@@ -86,12 +103,20 @@ def save_messages(image_id: int) -> list[str]:
 
 
 def begin_edit(
-    image_id: int, option: StartOption, make_mask: Callable[[], np.ndarray]
+    image_id: int,
+    option: StartOption,
+    make_mask: Callable[[], np.ndarray],
+    round_id: int | None = None,
 ) -> EditSession:
-    """The edit session of ``image_id``: kept while the image and start option stay the same."""
+    """The edit session of ``image_id``: kept while the image, the start option and the queue
+    stay the same (so nothing drawn outside a blind round, the model's outline included, is
+    carried into it)."""
     session: EditSession | None = st.session_state.get(_SESSION)
-    if session is None or session.image_id != image_id or session.start_label != option.label:
-        session = EditSession(image_id, option.label, EditHistory(make_mask()), option.parent_id)
+    key = (image_id, option.label, round_id)
+    if session is None or (session.image_id, session.start_label, session.round_id) != key:
+        session = EditSession(
+            image_id, option.label, EditHistory(make_mask()), option.parent_id, round_id
+        )
         st.session_state[_SESSION] = session
         _clear_canvas()
     return session

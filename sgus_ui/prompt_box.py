@@ -3,6 +3,7 @@ prompted segmenter."""
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,9 +21,10 @@ if TYPE_CHECKING:
 CANVAS_WIDTH = 620
 
 
-def box_prompt(frame: Frame, key: str) -> Prompt | None:
+def box_prompt(frame: Frame, key: str = "pred_box") -> Prompt | None:
     """A toggle and, when on, a canvas over the frame to drag a box on; the box as a prompt
-    (None until a box is drawn or with the toggle off)."""
+    (None until a box is drawn or with the toggle off). The canvas belongs to the frame: a box
+    drawn on one frame is not applied to the next."""
     if not st.toggle(
         "Segment from a box (drag one around the gland)",
         key=f"{key}_on",
@@ -42,7 +44,7 @@ def box_prompt(frame: Frame, key: str) -> Prompt | None:
         width=display[0],
         height=display[1],
         drawing_mode="rect",
-        key=f"{key}_canvas",
+        key=f"{key}_canvas_{zlib.crc32(frame.pixels.tobytes())}_{shape[1]}x{shape[0]}",
     )
     _, marks = split_canvas(result.json_data)
     box = read_marks(marks, display_size=display, region=region).box

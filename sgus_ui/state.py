@@ -184,16 +184,17 @@ def pipeline(model: str | None = None):
 def _prompted(models_dir: str, model: str | None):
     from sgus_core.inference.registry import load_prompted
 
-    return load_prompted(Path(models_dir), model)
+    try:
+        return load_prompted(Path(models_dir), model)
+    except SgusError:  # cached too: a folder without one is not searched again on every rerun
+        return None
 
 
 def prompted_segmenter(model: str | None = None):
-    """The segmenter that answers box and click prompts, shared by sessions; None (and no
-    error) when the models folder has none, so pages simply do not offer prompts."""
-    try:
-        return _prompted(str(settings().models_dir), model)
-    except SgusError:
-        return None
+    """The segmenter that answers box and click prompts (``model`` when it takes them, else the
+    default one), shared by sessions; None when the models folder has none, so pages simply do
+    not offer prompts."""
+    return _prompted(str(settings().models_dir), model)
 
 
 def model_names() -> list[str]:

@@ -153,8 +153,8 @@ def test_canvas_marks_become_a_prompt_in_frame_pixels():
     assert read.box is not None
     x0, y0, x1, y1 = read.box
     assert abs(x0 - 122) <= 2 and abs(y0 - 92) <= 2 and abs(x1 - 221) <= 2 and abs(y1 - 151) <= 2
-    assert read.include == (pytest.approx((160.0, 120.0), abs=1.0),)
-    assert read.exclude == (pytest.approx((124.0, 94.0), abs=1.0),)
+    assert read.include == (pytest.approx((159.5, 119.5), abs=1.0),)
+    assert read.exclude == (pytest.approx((123.5, 93.5), abs=1.0),)
 
 
 def test_clicks_after_a_box_add_to_its_prompt():

@@ -50,7 +50,8 @@ def test_a_broken_defaults_file_is_a_clear_error(tmp_path):
 
 
 def test_the_prompted_segmenter_is_the_one_that_takes_prompts(tmp_path):
-    """load_prompted takes the named model when it takes prompts, else says which to use."""
+    """load_prompted takes the named model when it takes prompts, else the default prompted one,
+    and says what to do when there is none."""
     from sgus_core.nets import build_model
 
     for name, channels in (("plain", 1), ("boxed", 4)):
@@ -60,8 +61,7 @@ def test_the_prompted_segmenter_is_the_one_that_takes_prompts(tmp_path):
         _card(tmp_path, name, "segment", channels)
     (tmp_path / "default.json").write_text(json.dumps({"segment": "plain", "prompted": "boxed"}))
     assert load_prompted(tmp_path).name == "boxed"
-    with pytest.raises(ModelError, match="plain does not take box or click prompts"):
-        load_prompted(tmp_path, "plain")
+    assert load_prompted(tmp_path, "plain").name == "boxed"  # falls back to the default one
     (tmp_path / "default.json").write_text(json.dumps({"segment": "plain"}))
-    with pytest.raises(ModelError, match="No prompted segmenter"):
-        load_prompted(tmp_path)
+    with pytest.raises(ModelError, match=r"No segmenter that takes box .* \(plain does not\)"):
+        load_prompted(tmp_path, "plain")

@@ -14,15 +14,14 @@ from sgus_core.bench.generalisation import (
     family_test_frames,
     format_table,
     include_click,
-    padded_box,
 )
+from sgus_core.inference.prompts import mask_box, padded_box
 from sgus_core.synthesis.families import FAMILIES, family
 from sgus_core.training.synthetic import (
     SynthConfig,
     SyntheticBatches,
     draw_example,
     jitter_box,
-    mask_box,
     validation_set,
 )
 

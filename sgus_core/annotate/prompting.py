@@ -23,7 +23,6 @@ from sgus_core.inference.prompts import Point, Prompt
 BOX_COLOUR = "#ffd000"
 INCLUDE_COLOUR = "#00b4ff"
 EXCLUDE_COLOUR = "#ff00c8"
-_PROMPT_COLOURS = {BOX_COLOUR, INCLUDE_COLOUR, EXCLUDE_COLOUR}
 
 
 def _colour(obj: Any) -> str:
@@ -82,8 +81,9 @@ def read_marks(
             box = (int(x0), int(y0), int(x1), int(y1))
 
     def centres(kind: str) -> tuple[Point, ...]:
+        # Continuous canvas coordinates -> pixel indices (pixel i covers [i, i + 1)).
         return tuple(
-            (float(p[:, 0].mean()), float(p[:, 1].mean()))
+            (float(p[:, 0].mean()) - 0.5, float(p[:, 1].mean()) - 0.5)
             for p in frame_points(marks.get(kind, []))
         )
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,10 @@ import cv2
 import numpy as np
 
 from sgus_core import metrics
+from sgus_core.errors import ModelError
 from sgus_core.imaging import Frame, Rect, detect_fov
 from sgus_core.inference.pipeline import segment_frames, segment_prompted
-from sgus_core.inference.prompts import Prompt
+from sgus_core.inference.prompts import Prompt, padded_box, takes_prompts
 from sgus_core.inference.runtimes import Segmenter
 from sgus_core.synthesis.families import FAMILIES, family
 from sgus_core.synthesis.family import SynthFrame
@@ -71,21 +71,6 @@ def family_test_frames(name: str, n: int) -> list[SynthFrame]:
 def as_imported(frame: SynthFrame) -> Frame:
     """A synthetic frame as an imported scanner frame: grey pixels, field of view detected."""
     return Frame(frame.image, None, detect_fov(frame.image))
-
-
-def padded_box(mask: np.ndarray, pad: float) -> tuple[int, int, int, int]:
-    """The mask's inclusive bounding box, each side moved out by ``pad`` of its width / height."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    x0, x1, y0, y1 = int(cols[0]), int(cols[-1]), int(rows[0]), int(rows[-1])
-    px, py = pad * (x1 - x0 + 1), pad * (y1 - y0 + 1)
-    h, w = mask.shape
-    return (
-        max(0, int(round(x0 - px))),
-        max(0, int(round(y0 - py))),
-        min(w - 1, int(round(x1 + px))),
-        min(h - 1, int(round(y1 + py))),
-    )
 
 
 def include_click(mask: np.ndarray, seed: int) -> tuple[float, float]:
@@ -172,7 +157,7 @@ def evaluate(
     if segmenter is not None:
         for frame, pred in zip(frames, segment_frames(segmenter, imported), strict=True):
             add("zero_shot", _iou(pred.mask, frame.mask))
-        if len(segmenter.input_shape) == 3 and segmenter.input_shape[2] == 4:
+        if takes_prompts(segmenter.input_shape):
             for i, (frame, seen) in enumerate(zip(frames, imported, strict=True)):
                 for key, pad in PROMPT_PADS.items():
                     box = padded_box(frame.mask, pad)
@@ -225,6 +210,15 @@ def train_candidate(recipe: Recipe, families: Sequence[str], work_dir: Path, log
     extra = {
         "training_data": {"hash": config.digest(), **config.describe()},
         "prompts": recipe.prompted,
+        "prompting": {
+            "channels": "1: box (1 inside), 2: include clicks, 3: exclude clicks (Gaussian bumps, "
+            "sigma 5 network px); all 0 for zero-shot",
+            "crop": "the box padded by 25 % of its width and height on each side, clipped to "
+            "the frame, resized like the field of view",
+            "boxes": "inclusive frame pixels (x0, y0, x1, y1)",
+        }
+        if recipe.prompted
+        else None,
     }
     weights, _ = save_model(result, Path(work_dir), name, card_extra=extra)
     export_accelerated(weights, weights.with_suffix(".onnx"))
@@ -316,26 +310,40 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def keep_model(result: dict[str, Any], models_dir: Path, name: str) -> Path:
+def keep_model(
+    result: dict[str, Any], models_dir: Path, name: str, *, make_default: bool = False
+) -> Path:
     """Copy the network trained on every family into ``models_dir`` as ``name`` (weights, ONNX
-    copy, card), with the benchmark's table in its card under ``"generalisation"``; returns the
-    card's path."""
+    copy, card), with the benchmark's table in its card under ``"generalisation"``; with
+    ``make_default`` it becomes the default and the prompted segmenter in ``default.json``.
+    Returns the card's path.
+
+    Raises:
+        ModelError: ``name`` is not a safe model name, or a model of that name exists already.
+    """
+    from sgus_core.training.cards import check_model_name
+
+    check_model_name(name)
+    models_dir = Path(models_dir)
+    if (models_dir / f"{name}.json").exists():
+        raise ModelError(f"a model named {name!r} exists already in {models_dir}; choose another")
+    models_dir.mkdir(parents=True, exist_ok=True)
     source = Path(result["all_families_model"])
     for suffix in (".keras", ".onnx", ".json"):
-        shutil.copyfile(source.with_suffix(suffix), Path(models_dir) / f"{name}{suffix}")
+        shutil.copyfile(source.with_suffix(suffix), models_dir / f"{name}{suffix}")
     card_path = Path(models_dir) / f"{name}.json"
     card = json.loads(card_path.read_text(encoding="utf-8"))
     keys = ("recipe", "n_test_per_family", "held_out", "in_family", "baselines", "worst_held_out")
     card |= {"name": name, "generalisation": {k: result[k] for k in keys if k in result}}
     card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    if make_default:
+        from sgus_core.inference.registry import DEFAULTS_FILE, default_model_names
+
+        defaults = default_model_names(models_dir) | {"segment": name, "prompted": name}
+        (models_dir / DEFAULTS_FILE).write_text(json.dumps(defaults, indent=2) + "\n")
     return card_path
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
     """Keep a run's figures beside its networks."""
     Path(path).write_text(json.dumps(result, indent=2), encoding="utf-8")
-
-
-def median(values: Sequence[float]) -> float:
-    """Median of a non-empty sequence."""
-    return float(statistics.median(values))

@@ -79,18 +79,12 @@ def prompt_seconds(model: Any, *, repeats: int = 15) -> float:
     probability back at the frame's size, the region the box points at), after 2 warm-up runs."""
     from sgus_core.imaging import Frame, detect_fov
     from sgus_core.inference.pipeline import segment_prompted
-    from sgus_core.inference.prompts import Prompt
+    from sgus_core.inference.prompts import Prompt, padded_box
     from sgus_core.synthesis.phantom import generate_frame
 
     phantom = generate_frame(4321, scanner="1280x872")
     frame = Frame(phantom.image, None, detect_fov(phantom.image))
-    rows, cols = np.nonzero(phantom.mask)
-    pad_x, pad_y = 0.05 * (cols.max() - cols.min()), 0.05 * (rows.max() - rows.min())
-    box = (
-        int(cols.min() - pad_x), int(rows.min() - pad_y),
-        int(cols.max() + pad_x), int(rows.max() + pad_y),
-    )  # fmt: skip
-    prompt = Prompt(box)
+    prompt = Prompt(padded_box(phantom.mask, 0.05))
     for _ in range(2):
         segment_prompted(model, frame, prompt)
     return statistics.median(

@@ -125,7 +125,11 @@ def _prompted_region_picker(prompt: Prompt) -> Callable[[np.ndarray, int], int]:
         x0, y0, x1, y1 = prompt.box
         inside = np.bincount(labels[y0 : y1 + 1, x0 : x1 + 1].ravel(), minlength=count + 1)
         inside[0] = 0
-        return int(np.argmax(inside)) if inside.any() else 1
+        if inside.any():
+            return int(np.argmax(inside))
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        return int(np.argmax(sizes))  # nothing in the box: the largest region
 
     return pick
 
@@ -151,7 +155,7 @@ def segment_prompted(
     if not takes_prompts(segmenter.input_shape):
         raise ModelError(
             f"{segmenter.name} does not take box or click prompts; use a prompted segmenter "
-            '(its card says "prompts": true).'
+            "(one whose input has 4 channels: grey, box, include and exclude clicks)."
         )
     prompt = prompt.checked(frame.pixels.shape)
     region = prompt_region(prompt.box, frame.pixels.shape)

@@ -54,11 +54,47 @@ class Prompt:
             )
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width - 1, x1), min(height - 1, y1)
         if x1 - x0 < 2 or y1 - y0 < 2:
-            raise PromptError(f"box {self.box} lies outside the {width} x {height} frame.")
+            where = (
+                "lies outside"
+                if x1 < 0 or y1 < 0 or x0 >= width or y0 >= height
+                else "is too small in"
+            )
+            raise PromptError(f"box {self.box} {where} the {width} x {height} frame.")
         for x, y in (*self.include, *self.exclude):
             if not (0 <= x < width and 0 <= y < height):
                 raise PromptError(f"click ({x:g}, {y:g}) is outside the {width} x {height} frame.")
         return Prompt((x0, y0, x1, y1), tuple(self.include), tuple(self.exclude))
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The inclusive bounding box ``(x0, y0, x1, y1)`` of a mask (the prompt convention), None
+    when it is empty."""
+    rows = np.flatnonzero(np.asarray(mask).any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(np.asarray(mask).any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
+
+
+def padded_box(mask: np.ndarray, pad: float) -> tuple[int, int, int, int]:
+    """The mask's inclusive bounding box with each side moved out by ``pad`` of its width or
+    height, clipped to the mask (how the benchmarks give a box a person would drag).
+
+    Raises:
+        PromptError: the mask is empty.
+    """
+    box = mask_box(mask)
+    if box is None:
+        raise PromptError("an empty mask has no box")
+    x0, y0, x1, y1 = box
+    px, py = pad * (x1 - x0 + 1), pad * (y1 - y0 + 1)
+    h, w = np.asarray(mask).shape[:2]
+    return (
+        max(0, int(round(x0 - px))),
+        max(0, int(round(y0 - py))),
+        min(w - 1, int(round(x1 + px))),
+        min(h - 1, int(round(y1 + py))),
+    )
 
 
 def prompt_region(

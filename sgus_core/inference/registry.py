@@ -174,7 +174,8 @@ def load_pipeline(
 
 def load_prompted(models_dir: Path, model: str | None = None) -> Segmenter:
     """The segmenter for box and click prompts: ``model`` when it takes prompts, else the one
-    ``default.json`` names as ``"prompted"``, else the default segmenter if it takes prompts.
+    ``default.json`` names as ``"prompted"``, else the default segmenter if it takes prompts
+    (judged from the cards, before any weights are loaded).
 
     Raises:
         ModelError: no such model, or none that takes prompts (the message says which to use).
@@ -183,15 +184,14 @@ def load_prompted(models_dir: Path, model: str | None = None) -> Segmenter:
 
     defaults = default_model_names(models_dir)
     for name in (model, defaults.get("prompted"), defaults.get("segment")):
-        if not name:
-            continue
-        segmenter = load_model(name, models_dir)
-        if takes_prompts(segmenter.input_shape):
-            return segmenter
-        if name == model:
-            raise ModelError(f"{name} does not take box or click prompts; name one that does.")
+        if not name or name.endswith(".pb") or (Path(models_dir) / f"{name}.pb").is_file():
+            continue  # frozen graphs take no prompts
+        if takes_prompts(tuple(read_card(models_dir, name).get("input_shape", ()))):
+            return load_model(name, models_dir)
+    doesnt = f" ({model} does not)" if model else ""
     raise ModelError(
-        f'No prompted segmenter in {models_dir}: add one as "prompted" to {DEFAULTS_FILE}.'
+        f"No segmenter that takes box or click prompts in {models_dir}{doesnt}: "
+        f'name one as "prompted" in {DEFAULTS_FILE}.'
     )
 
 

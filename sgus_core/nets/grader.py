@@ -8,7 +8,7 @@ Two designs, to be compared on the same split:
 * ``grader_crop`` sees the gland's bounding box (padded), resized to a flat 96x256 window that
   matches the gland's ~3.4:1 lens shape, with the gland mask as a second channel so that the net
   knows which pixels are parenchyma. The box comes from the rater's mask when a frame has one and
-  from a segmentation model otherwise (see ``sgus_core.training.gland_crop``).
+  from a segmentation model otherwise (see ``sgus_core.inference.processing.gland_crop``).
 
 Both share one backbone: stages of two Conv-BN-ReLU and a 2x2 max-pool, then global average *and*
 global max pooling concatenated (hypoechoic foci are local: max pooling keeps a few strong

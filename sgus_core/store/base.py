@@ -28,7 +28,9 @@ def utc_now() -> datetime:
 
 
 class StoreBase:
-    """Repository over one labels store. Thread-safe: share one per process.
+    """What every area of the store builds on: the engine (migrated on open), write
+    transactions, the audit row of every change and cached rater ids. ``LabelStore`` combines
+    the areas over one of these.
 
     Args:
         url: SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://...``).

@@ -2,8 +2,10 @@
 
 * ``data``: :class:`Sample`, patient splits, data hashes;
 * ``augmentation``: random geometry and appearance, the on-the-fly batches;
+* ``synthetic``: frames rendered on the fly from the appearance families (zero-shot and prompted);
 * ``losses``: BCE + Dice, IoU, class weights, kappa;
-* ``run``: one training run for either task (``train_segmenter``, ``train_grader``);
+* ``run``: one training run for either task (``train_segmenter``, ``train_grader``, and
+  ``train_segmenter_synthetic`` on rendered frames);
 * ``cards``: saving a model with its model card;
 * ``export``: the verified ONNX copy for the accelerated runtimes;
 * ``from_store``: training on a dataset of the labels store.
@@ -22,6 +24,7 @@ from sgus_core.training.run import (
     predict_masks,
     train_grader,
     train_segmenter,
+    train_segmenter_synthetic,
 )
 
 __all__ = [
@@ -41,5 +44,6 @@ __all__ = [
     "split_by_patient",
     "train_grader",
     "train_segmenter",
+    "train_segmenter_synthetic",
     "training_device",
 ]

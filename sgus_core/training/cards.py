@@ -92,6 +92,13 @@ def _float16_keras_file(source: Path, destination: Path) -> None:
             zout.writestr(entry, data)
 
 
+def check_model_name(name: str) -> None:
+    """Raise ``ModelError`` unless ``name`` is a safe file stem for a model (letters, digits,
+    ".", "_", "-", up to 100, not starting with a dot)."""
+    if not _NAME_RE.match(name):
+        raise ModelError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 100)")
+
+
 def save_model(
     result: TrainResult,
     models_dir: Path,
@@ -121,8 +128,7 @@ def save_model(
         ModelError: if the name is not a safe file stem or the files cannot be written.
         ValueError: if ``weights_dtype`` is not one of the three.
     """
-    if not _NAME_RE.match(name):
-        raise ModelError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 100)")
+    check_model_name(name)
     if weights_dtype not in ("auto", "float16", "float32"):
         raise ValueError(f"weights_dtype must be auto, float16 or float32, got {weights_dtype!r}")
     delta = result.test_metrics.get("float16_delta")

@@ -31,6 +31,7 @@ from sgus_core.inference.prompts import (
     PROMPT_MARGIN,
     Prompt,
     encode_prompt,
+    mask_box,
     prompt_region,
     takes_prompts,
 )
@@ -96,13 +97,18 @@ class SynthConfig:
         return hashlib.sha256(repr(sorted(self.describe().items())).encode()).hexdigest()
 
 
+def _render_size(config: SynthConfig, rng: np.random.Generator) -> tuple[int, int]:
+    """A random ``(width, height)`` within the config's ranges."""
+    width = int(rng.integers(config.render_width[0], config.render_width[1] + 1))
+    return width, int(round(width / rng.uniform(*config.render_aspect)))
+
+
 def render_training_frame(config: SynthConfig, rng: np.random.Generator) -> SynthFrame:
     """One frame of a random family at a random size, from a seed drawn from ``rng``."""
     name = config.families[int(rng.integers(len(config.families)))]
-    width = int(rng.integers(config.render_width[0], config.render_width[1] + 1))
-    height = int(round(width / rng.uniform(*config.render_aspect)))
+    size = _render_size(config, rng)
     seed = int(rng.integers(0, VALIDATION_FIRST_SEED))
-    return family(name)(seed, size=(width, height))
+    return family(name)(seed, size=size)
 
 
 def _jittered_fov(frame: SynthFrame, rng: np.random.Generator) -> Rect:
@@ -146,15 +152,6 @@ def jitter_box(
     y0 += int(round(rng.uniform(-fraction, fraction) * h))
     y1 += int(round(rng.uniform(-fraction, fraction) * h))
     return min(x0, x1 - 2), min(y0, y1 - 2), max(x1, x0 + 2), max(y1, y0 + 2)
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The inclusive bounding box ``(x0, y0, x1, y1)`` of a mask, None when it is empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
 
 
 def random_clicks(
@@ -252,9 +249,7 @@ def validation_set(config: SynthConfig, n: int, seed: int = 0) -> tuple[np.ndarr
     prompted_ok = takes_prompts(config.input_shape)
     for i in range(n):
         name = config.families[i % len(config.families)]
-        width = int(rng.integers(config.render_width[0], config.render_width[1] + 1))
-        height = int(round(width / rng.uniform(*config.render_aspect)))
-        frame = family(name)(VALIDATION_FIRST_SEED + i, size=(width, height))
+        frame = family(name)(VALIDATION_FIRST_SEED + i, size=_render_size(config, rng))
         example = prompted_example(frame, rng, config) if prompted_ok and i % 2 else None
         x, y = example if example is not None else zero_shot_example(frame, rng, config)
         xs.append(x)
