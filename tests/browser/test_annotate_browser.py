@@ -49,6 +49,7 @@ def test_draw_erase_and_save_a_mask(app_url, app_db_url, page, tmp_path):
     page.get_by_role("radio", name="erase").or_(
         page.get_by_role("button", name="erase")
     ).first.click()
+    _settle(page)  # the pen must be on erase before the next stroke (slow on a loaded machine)
     page.wait_for_timeout(1000)
     box = canvas.bounding_box()
     _drag(page, box, [(250, 100), (250, 200)])  # a vertical erase across it
