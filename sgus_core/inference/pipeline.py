@@ -112,11 +112,11 @@ def segment_frames(
     return out
 
 
-def _prompted_region_picker(prompt: Prompt) -> Callable[[np.ndarray, int], int]:
+def _prompted_region_picker(prompt: Prompt) -> Callable[[np.ndarray, int], int | None]:
     """Which connected region a prompt means: the one holding most include clicks, else the one
-    with most pixels inside the box."""
+    with most pixels inside the box (None, so the largest, when none touches the box)."""
 
-    def pick(labels: np.ndarray, count: int) -> int:
+    def pick(labels: np.ndarray, count: int) -> int | None:
         if prompt.include:
             hits = [int(labels[int(y), int(x)]) for x, y in prompt.include]
             hits = [h for h in hits if h > 0]
@@ -125,11 +125,7 @@ def _prompted_region_picker(prompt: Prompt) -> Callable[[np.ndarray, int], int]:
         x0, y0, x1, y1 = prompt.box
         inside = np.bincount(labels[y0 : y1 + 1, x0 : x1 + 1].ravel(), minlength=count + 1)
         inside[0] = 0
-        if inside.any():
-            return int(np.argmax(inside))
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        return int(np.argmax(sizes))  # nothing in the box: the largest region
+        return int(np.argmax(inside)) if inside.any() else None
 
     return pick
 

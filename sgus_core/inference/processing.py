@@ -117,17 +117,18 @@ def postprocess(
     probability_frame: np.ndarray,
     *,
     threshold: float = THRESHOLD,
-    keep: Callable[[np.ndarray, int], int] | None = None,
+    keep: Callable[[np.ndarray, int], int | None] | None = None,
 ) -> np.ndarray:
     """The gland mask of a frame-size probability map: thresholded, one connected region (the
-    largest, or the one ``keep(labels, count)`` picks), holes filled (bool (H, W); empty when
+    one ``keep(labels, count)`` picks, else the largest), holes filled (bool (H, W); empty when
     nothing passes the threshold)."""
     mask = probability_frame > threshold
     labels, count = ndimage.label(mask)
     if count == 0:
         return mask
-    if keep is not None:
-        return ndimage.binary_fill_holes(labels == keep(labels, count))
+    chosen = keep(labels, count) if keep is not None else None
+    if chosen is not None:
+        return ndimage.binary_fill_holes(labels == chosen)
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     return ndimage.binary_fill_holes(labels == int(np.argmax(sizes)))

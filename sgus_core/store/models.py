@@ -52,32 +52,28 @@ class ModelArea(StoreBase):
             raise StoreError(f"The model {name!r} was written but cannot be read back.")
         return found
 
+    _MODEL_COLS = (
+        t.models.c.id,
+        t.models.c.name,
+        t.models.c.task,
+        t.models.c.architecture,
+        t.models.c.path,
+        t.models.c.card,
+    )
+
     def get_model(self, name: str) -> ModelRecord | None:
         """The registered model called ``name`` or ``None``."""
-        cols = (
-            t.models.c.id,
-            t.models.c.name,
-            t.models.c.task,
-            t.models.c.architecture,
-            t.models.c.path,
-            t.models.c.card,
-        )
         with self.engine.connect() as conn:
-            row = conn.execute(select(*cols).where(t.models.c.name == name)).first()
+            row = conn.execute(select(*self._MODEL_COLS).where(t.models.c.name == name)).first()
         return ModelRecord(**row._mapping) if row else None
 
     def list_models(self) -> list[ModelRecord]:
         """Every registered model, by name."""
-        cols = (
-            t.models.c.id,
-            t.models.c.name,
-            t.models.c.task,
-            t.models.c.architecture,
-            t.models.c.path,
-            t.models.c.card,
-        )
         with self.engine.connect() as conn:
-            return [ModelRecord(**r._mapping) for r in conn.execute(select(*cols).order_by("name"))]
+            return [
+                ModelRecord(**r._mapping)
+                for r in conn.execute(select(*self._MODEL_COLS).order_by("name"))
+            ]
 
     def save_prediction(
         self,
