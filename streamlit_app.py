@@ -16,6 +16,7 @@ pages = [
     st.Page("pages/annotate.py", title="Annotate", icon=":material/draw:"),
     st.Page("pages/review.py", title="Review", icon=":material/analytics:"),
     st.Page("pages/patients.py", title="Patients", icon=":material/person:"),
+    st.Page("pages/train.py", title="Train", icon=":material/school:"),
     st.Page("pages/admin.py", title="Study admin", icon=":material/admin_panel_settings:"),
 ]
 navigation = st.navigation(pages)

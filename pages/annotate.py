@@ -23,6 +23,7 @@ from sgus_ui.annotate_panels import (
 )
 from sgus_ui.annotate_state import EditSession, begin_edit, current_queue_position, save_messages
 from sgus_ui.state import account_store, page_dataset, prompted_segmenter, require_account, store
+from sgus_ui.training import offer_fine_tune
 from sgus_ui.widgets import stop_on_error
 
 if TYPE_CHECKING:
@@ -167,6 +168,8 @@ def render() -> None:
     with right:
         grading = grading_panel(visible, account.name, image_id)
         save_panel(image_id, account, session, option, study_round, current, grading)
+        if not blind:
+            offer_fine_tune(dataset.name, account.name, account.can_manage)
 
 
 render()

@@ -127,3 +127,47 @@ def cmd_bench_startup(args: argparse.Namespace, settings: Settings) -> int:
         f"peak memory median {result['peak_mb_median']:.0f} MB (max {result['peak_mb_max']:.0f} MB)"
     )
     return 0
+
+
+def cmd_bench_learning_curve(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.bench import learning_curve as lc
+    from sgus_core.synthesis.families import FAMILIES
+
+    families = tuple(args.families.split(",")) if args.families else tuple(FAMILIES)
+    for name in families:
+        if name not in FAMILIES:
+            raise SgusError(f"unknown family {name!r}; choose from {', '.join(FAMILIES)}")
+    try:
+        sizes = tuple(int(v) for v in args.sizes.split(","))
+    except ValueError:
+        raise SgusError(f"--sizes takes numbers separated by commas, not {args.sizes!r}") from None
+    segmenter = Path(args.segmenter) if args.segmenter else None
+    for name in families:  # a missing network fails now, not after an hour of training
+        if segmenter is None:
+            lc.held_out_segmenter(settings.models_dir, name)
+    log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    quiet = (lambda _msg: None) if args.json else (
+        lambda msg: None if "epoch" in msg else print(msg, file=sys.stderr)
+    )  # fmt: skip
+    result: dict = {"curves": [], "graders": []}
+    for name in families:
+        if args.curve:
+            curve = lc.learning_curve(
+                name, settings.models_dir, sizes=sizes, n_test=args.test_frames,
+                epochs=args.epochs, segmenter=segmenter, seed=args.seed, log=quiet,
+            )  # fmt: skip
+            result["curves"].append(curve)
+            if not args.json:
+                print(lc.format_curve(curve), flush=True)
+        if args.grader_frames:
+            grader = lc.grader_benchmark(
+                name, settings.models_dir, n=args.grader_frames, folds=args.folds,
+                epochs=args.grader_epochs, segmenter=segmenter, masks=args.masks,
+                seed=args.seed, log=log,
+            )  # fmt: skip
+            result["graders"].append(grader)
+            if not args.json:
+                print(lc.format_grader(grader), flush=True)
+    if args.json:
+        print(json.dumps(result))
+    return 0

@@ -38,3 +38,36 @@ def open_store(settings: Settings) -> Any:
     from sgus_core.store import LabelStore
 
     return LabelStore(settings.db_url)
+
+
+class StageBars:
+    """``progress(stage, done, total, logs)`` drawing one tqdm bar (with its ETA) per stage of a
+    training run ("features", "fold 2/5", "on every frame" ...), validation figures beside it;
+    silent unless standard error is a terminal."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.show = enabled and sys.stderr.isatty()
+        self.stage: str | None = None
+        self.bar: Any = None
+
+    def __call__(self, stage: str, done: int, total: int, logs: dict) -> None:
+        if not self.show:
+            return
+        if stage != self.stage:
+            self.close()
+            from tqdm import tqdm
+
+            unit = "img" if stage == "features" else "epoch"
+            self.bar = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr)
+            self.stage = stage
+        self.bar.total = total
+        self.bar.n = done
+        shown = {k: f"{v:.3f}" for k, v in logs.items() if k.startswith("val_")}
+        if shown:
+            self.bar.set_postfix(shown, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

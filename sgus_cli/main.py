@@ -18,9 +18,10 @@ from sgus_cli.bench import (
     cmd_bench,
     cmd_bench_browse,
     cmd_bench_generalisation,
+    cmd_bench_learning_curve,
     cmd_bench_startup,
 )
-from sgus_cli.common import open_store, progress_bar
+from sgus_cli.common import StageBars, open_store, progress_bar
 from sgus_core import __version__
 from sgus_core.errors import SgusError
 from sgus_core.settings import Settings, load_settings
@@ -136,20 +137,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if show:
         print(f"training on {training_device()}", file=sys.stderr)
     with open_store(settings) as store, progress_bar("loading frames", enabled=show) as loading:
-        bar = None
-
-        def on_epoch(done: int, total: int, logs: dict) -> None:
-            nonlocal bar
-            if not (show and sys.stderr.isatty()):
-                return
-            if bar is None:
-                from tqdm import tqdm
-
-                bar = tqdm(total=total, desc="training", unit="epoch", file=sys.stderr)
-            bar.n = done
-            bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k.startswith("val_")})
-            bar.refresh()
-
+        bars = StageBars(enabled=show)
         try:
             card = train_from_store(
                 store,
@@ -162,23 +150,43 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                 from_model=args.from_model,
                 rater=args.rater,
                 target=args.target,
+                folds=args.folds,
                 model_options=_parse_options(args.option),
                 input_size=args.input_size,
                 load_progress=loading,
-                epoch_progress=on_epoch,
+                progress=bars,
             )
         finally:
-            if bar is not None:
-                bar.close()
+            bars.close()
+    if card.get("warning"):
+        print(card["warning"], file=sys.stderr)
     if args.json:
         print(json.dumps(card))
         return 0
     print(f"trained {card['name']} ({card['architecture']}) on {card.get('dataset')}")
+    cv = card.get("cross_validation") or {}
+    if "folds" in cv:
+        print(
+            f"  {cv['folds']}-fold cross-validation by patient; the model is fitted on every frame"
+        )
+    for design, report in (cv.get("designs") or {}).items():
+        chosen = " (kept)" if design == cv.get("chosen") else ""
+        print(f"  {design}{chosen}: {_grade_summary(report)}")
     for key, value in card.get("test_metrics", {}).items():
         if isinstance(value, int | float):
             print(f"  test {key}: {value:.4g}")
-    print(f"wrote {settings.models_dir / (card['name'] + '.keras')} and its model card")
+    print(f"wrote {settings.models_dir / card['name']} and its model card")
     return 0
+
+
+def _grade_summary(report: dict) -> str:
+    ci = report.get("kappa_ci95")
+    interval = f" (95 % {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
+    base = report.get("baseline", {})
+    return (
+        f"kappa {report['kappa_quadratic']:.3f}{interval}, accuracy {report['accuracy']:.3f}, "
+        f"majority baseline accuracy {base.get('accuracy', 0):.3f}"
+    )
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
@@ -252,14 +260,29 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from sgus_core.inference.dataset import predict_dataset
-    from sgus_core.inference.registry import load_pipeline
+    from sgus_core.inference.dataset import evaluation_models, grade_dataset, predict_dataset
+    from sgus_core.inference.registry import dataset_default, default_model_names, load_pipeline
     from sgus_core.review.evaluation import evaluate_dataset
 
+    model, grader = evaluation_models(settings.models_dir, args.model, args.grader)
     with open_store(settings) as store, progress_bar("predict", enabled=not args.json) as bar:
-        name = load_pipeline(settings.models_dir, args.model)[0].name
+        name = load_pipeline(settings.models_dir, model, dataset=args.dataset)[0].name
         predict_dataset(store, args.dataset, settings.models_dir, model=name, progress=bar)
-        result = evaluate_dataset(store, args.dataset, name, reference=args.reference)
+        grades = None
+        if grader is not None:
+            grades = grade_dataset(store, args.dataset, settings.models_dir, grader, name)
+        else:
+            grader = dataset_default(
+                settings.models_dir, args.dataset, "grade"
+            ) or default_model_names(settings.models_dir).get("grade")
+        result = evaluate_dataset(
+            store,
+            args.dataset,
+            name,
+            reference=args.reference,
+            predicted_grades=grades,
+            grader=grader,
+        )
     if args.json:
         print(json.dumps(result))
         return 0
@@ -267,7 +290,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     def fmt(value) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
-    print(f"{result['model']} vs {result['reference']} on {args.dataset}: n={result['n']}")
+    graded_by = f" (grades: {result['grader']})" if result.get("grader") else ""
+    print(
+        f"{result['model']}{graded_by} vs {result['reference']} on {args.dataset}: n={result['n']}"
+    )
     print(f"  IoU mean {fmt(result['iou_mean'])}, Dice mean {fmt(result['dice_mean'])}")
     print(
         f"  de Vita accuracy {fmt(result['grade_accuracy'])}, "
@@ -414,6 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rater", metavar="NAME", help="whose labels (default: the only rater)")
     p.add_argument("--target", choices=("devita", "omeract"), default="devita", help="grade models")
     p.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="patient-grouped K-fold cross-validation (default: 5 below 300 frames, else one "
+        "split; 0: one split)",
+    )
+    p.add_argument(
         "--option",
         action="append",
         metavar="KEY=VALUE",
@@ -431,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="compare a model's predictions with reference labels")
     p.add_argument("--dataset", metavar="NAME", required=True)
-    p.add_argument("--model", metavar="NAME")
+    p.add_argument("--model", metavar="NAME", help="the segmenter (a grader's name: the grader)")
+    p.add_argument("--grader", metavar="NAME", help="the grader (default: the default grader)")
     p.add_argument("--reference", metavar="RATER")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -526,6 +560,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_generalisation)
+
+    p = sub.add_parser(
+        "bench-learning-curve",
+        help="fine-tune on N outlined frames of a family the models never saw; grader CV",
+    )
+    p.add_argument("--families", metavar="A,B", help="families to run (default: all)")
+    p.add_argument("--sizes", default="5,10,20,40", metavar="N,N", help="labelled frames per row")
+    p.add_argument("--test-frames", type=int, default=40, metavar="N", help="per family")
+    p.add_argument("--epochs", type=int, default=60, metavar="N", help="most fine-tuning epochs")
+    p.add_argument(
+        "--segmenter",
+        metavar="KERAS",
+        help="start from this .keras file (default: models/held-out/unet-synth-without-F.keras)",
+    )
+    p.add_argument(
+        "--no-curve", dest="curve", action="store_false", help="only the grader benchmark"
+    )
+    p.add_argument(
+        "--grader-frames",
+        type=int,
+        default=150,
+        metavar="N",
+        help="graded frames without masks for the grader cross-validation (0: skip it)",
+    )
+    p.add_argument("--folds", type=int, default=5, metavar="K", help="grader CV folds")
+    p.add_argument("--grader-epochs", type=int, default=40, metavar="N", help="CNN grader epochs")
+    p.add_argument(
+        "--masks",
+        choices=("predicted", "fov", "rater"),
+        default="predicted",
+        help="what the grader reads in: the held-out network's masks, the whole FOV, the truth",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_learning_curve)
 
     p = sub.add_parser(
         "bench-startup", help="cold-start time and peak memory of a one-frame sgus predict"

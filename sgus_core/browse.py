@@ -185,3 +185,16 @@ def patient_glands(
         if current is None or (grade and (current.grade is None or grade.id > current.grade.id)):
             best[key] = PatientGland(row.image, grade)
     return sorted(best.values(), key=lambda g: order.get((g.image.gland, g.image.side), 9))
+
+
+def label_counts(store: LabelStore, dataset: str) -> dict[str, tuple[int, int]]:
+    """``{rater: (outlined frames, graded frames)}`` of the raters with labels in a dataset
+    (what the Train page offers to learn from)."""
+    ds = store.require_dataset(dataset)
+    counts = {}
+    for rater in store.list_raters():
+        masks = len(store.latest_masks_for_dataset(ds.id, rater.name))
+        grades = len(store.latest_grades_for_dataset(ds.id, rater.name))
+        if masks or grades:
+            counts[rater.name] = (masks, grades)
+    return counts

@@ -167,3 +167,33 @@ def test_train_input_size_sets_the_network_input(tmp_path, tiny_models, capsys):
         main([*common, "--input-size", "64-96"])
     assert usage.value.code == 2
     assert "HEIGHTxWIDTH" in capsys.readouterr().err
+
+
+def test_train_grade_compares_designs_and_evaluate_takes_the_grader(tmp_path, tiny_models, capsys):
+    """`sgus train grade` cross-validates by patient and writes a feature grader with its CV
+    figures; `sgus evaluate --grader` (or the grader's name as --model) grades with it; a
+    segmenter given as the grader is one clear line."""
+    folder = tmp_path / "set"
+    write_dataset(folder, 3, 9_200)
+    assert (
+        main(["import", str(folder), "--labels", str(folder / "labels.csv"), "--dataset", "s"]) == 0
+    )
+    capsys.readouterr()
+    train = ["train", "grade", "--dataset", "s", "--arch", "grader_features", "--folds", "3"]
+    assert main([*train, "--out", "fg", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["architecture"] == "grader_features" and card["cross_validation"]["folds"] == 3
+    assert card["masks"]["predicted"] == 0  # the phantoms' outlines were imported with them
+    assert len(card["test_metrics"]["kappa_ci95"]) == 2
+    assert (tiny_models / "fg.npz").is_file()
+    for flags in (["--grader", "fg"], ["--model", "fg"]):
+        assert main(["evaluate", "--dataset", "s", *flags, "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["grader"] == "fg" and result["model"] == "tiny"
+        assert result["grade_accuracy"] is not None
+        assert all(len(r["probabilities"]) == 4 for r in result["per_image"])
+    assert main(["evaluate", "--dataset", "s", "--grader", "tiny"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a grader" in err[0]
+    assert main(["evaluate", "--dataset", "s", "--grader", "missing"]) == 1
+    assert "No model named 'missing'" in capsys.readouterr().err

@@ -27,8 +27,9 @@ def predict_dataset(
     progress: Progress | None = None,
 ) -> tuple[int, list[tuple[str, str]]]:
     """Predict every frame of a dataset (those without a prediction of this model, by default)
-    and store the masks, areas and grades. Returns ``(predicted, skipped with reasons)``."""
-    segmenter, grader = load_pipeline(models_dir, model)
+    and store the masks, areas and grades; without ``model``, the dataset's default (else the
+    global one). Returns ``(predicted, skipped with reasons)``."""
+    segmenter, grader = load_pipeline(models_dir, model, dataset=dataset)
     register(store, models_dir, segmenter)
     ds = store.require_dataset(dataset)
     images = store.list_images(ds.id)
@@ -60,3 +61,76 @@ def predict_dataset(
         if progress:
             progress(min(start + batch_size, len(images)), len(images))
     return done, skipped
+
+
+def model_task(models_dir: Path, name: str) -> str:
+    """ "segment" or "grade" for a model name (a Deep SGUS ``.pb`` graph is a segmenter).
+
+    Raises:
+        ModelError: no such model (the message lists the ones there are).
+    """
+    from sgus_core.inference.registry import read_card
+
+    if name.endswith(".pb") or (Path(models_dir) / f"{name}.pb").is_file():
+        return "segment"
+    return str(read_card(models_dir, name).get("task", "segment"))
+
+
+def evaluation_models(
+    models_dir: Path, model: str | None, grader: str | None
+) -> tuple[str | None, str | None]:
+    """``sgus evaluate``'s (segmenter, grader) names: a grader given as ``--model`` is taken as
+    the grader (with the default segmenter); a model of the wrong kind is refused.
+
+    Raises:
+        ModelError: a missing model, or a segmenter given as the grader, or two graders.
+    """
+    from sgus_core.errors import ModelError
+
+    if model is not None and model_task(models_dir, model) == "grade":
+        if grader is not None:
+            raise ModelError(
+                f"{model} is a grader; give the segmenter as --model, {grader} as --grader."
+            )
+        model, grader = None, model
+    if grader is not None and model_task(models_dir, grader) != "grade":
+        raise ModelError(f"{grader} is a segmentation model, not a grader; give it as --model.")
+    return model, grader
+
+
+def grade_dataset(
+    store: LabelStore,
+    dataset: str,
+    models_dir: Path,
+    grader_name: str,
+    segmenter_name: str,
+    *,
+    progress: Progress | None = None,
+) -> dict[int, tuple[int, list[float]]]:
+    """A grader's grades for the frames that have a prediction of ``segmenter_name``, each read
+    inside that predicted mask (as the app grades a frame): ``{image_id: (grade, probabilities)}``.
+    Nothing is stored."""
+    import numpy as np
+
+    from sgus_core.inference.pipeline import grader_input
+    from sgus_core.inference.registry import load_model
+
+    grader = load_model(grader_name, models_dir)
+    ds = store.require_dataset(dataset)
+    images = store.list_images(ds.id)
+    out: dict[int, tuple[int, list[float]]] = {}
+    for done, image in enumerate(images, start=1):
+        pred = store.latest_prediction(image.id, segmenter_name)
+        if pred is not None:
+            try:
+                frame = load_frame(store, image)
+            except SgusError:
+                continue
+            mask = imaging.decode_mask_png(pred.png)
+            crop = frame.pixels[frame.fov.slices]
+            x = grader_input(crop, mask[frame.fov.slices], grader)[None]
+            probs = np.asarray(grader.predict_grades(x))[0]
+            out[image.id] = (int(np.argmax(probs)), [float(p) for p in probs])
+        if progress:
+            progress(done, len(images))
+    return out

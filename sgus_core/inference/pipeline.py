@@ -17,7 +17,7 @@ from sgus_core.errors import ModelError
 from sgus_core.imaging import Frame, Rect
 from sgus_core.inference import processing
 from sgus_core.inference.prompts import Prompt, encode_prompt, prompt_region, takes_prompts
-from sgus_core.inference.runtimes import Grader, Segmenter
+from sgus_core.inference.runtimes import FEATURE_DESIGN, Grader, Segmenter
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,12 @@ class Prediction:
 
 def grader_input(fov_pixels: np.ndarray, fov_mask: np.ndarray | None, grader: Grader) -> np.ndarray:
     """The grader's (H, W, C) input for one FOV crop: the whole FOV (``grader_frame``) or the
-    padded gland box with its mask as a second channel (``grader_crop``), as in training."""
+    padded gland box with its mask as a second channel (``grader_crop``), as in training; a
+    feature grader's input is the texture features inside the mask (``features.py``)."""
+    if grader.design == FEATURE_DESIGN:
+        from sgus_core.inference.features import grade_features
+
+        return grade_features(fov_pixels, fov_mask)
     height, width, channels = grader.input_shape
     if grader.design == "grader_crop":
         crop, crop_mask = processing.gland_crop(fov_pixels, fov_mask, (height, width))

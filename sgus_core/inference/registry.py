@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from sgus_core.errors import ModelError
 from sgus_core.inference.runtimes import (
     ACCELERATED_RUNTIMES,
+    FEATURE_DESIGN,
     RUNTIMES,
+    FeatureGrader,
     Grader,
     KerasModel,
     OnnxModel,
@@ -104,7 +106,46 @@ def default_model_names(models_dir: Path) -> dict[str, str]:
         raise ModelError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(names, dict):
         raise ModelError(f"{path} is not a JSON object")
-    return {str(k): str(v) for k, v in names.items()}
+    return {str(k): v for k, v in names.items() if isinstance(v, str)}
+
+
+def dataset_default(models_dir: Path, dataset: str | None, task: str) -> str | None:
+    """The model made the default for one dataset (``"datasets"`` in ``default.json``, written
+    by the Train page), else None."""
+    if not dataset:
+        return None
+    path = Path(models_dir) / DEFAULTS_FILE
+    try:
+        names = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        return None
+    chosen = (names.get("datasets") or {}).get(dataset) or {}
+    value = chosen.get(task) if isinstance(chosen, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def set_dataset_default(models_dir: Path, dataset: str, task: str, name: str) -> None:
+    """Make ``name`` the ``task`` model of ``dataset`` (the other datasets keep the global
+    default); ``default.json`` is rewritten atomically.
+
+    Raises:
+        ModelError: no such model, a model of another task, or the file cannot be written.
+    """
+    card = read_card(models_dir, name)
+    if card.get("task", "segment") != task:
+        raise ModelError(f"{name} is a {card.get('task')} model, not a {task} model.")
+    path = Path(models_dir) / DEFAULTS_FILE
+    try:
+        names = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError as exc:
+        raise ModelError(f"{path} is not valid JSON: {exc}") from exc
+    names.setdefault("datasets", {}).setdefault(dataset, {})[task] = name
+    tmp = path.with_suffix(".json.tmp")
+    try:
+        tmp.write_text(json.dumps(names, indent=2), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise ModelError(f"could not write {path}: {exc}") from exc
 
 
 def models_default_first(models_dir: Path, task: str = "segment") -> list[str]:
@@ -139,6 +180,8 @@ def load_model(name: str, models_dir: Path, *, runtime: str = "auto") -> Any:
 
         return FrozenGraphSegmenter(graph)
     card = read_card(models_dir, name)
+    if card.get("architecture") == FEATURE_DESIGN:
+        return FeatureGrader(Path(models_dir) / f"{name}.npz", card)
     onnx_path = Path(models_dir) / f"{name}.onnx"
     if runtime == "auto":
         preferred = card.get("runtime")
@@ -156,19 +199,24 @@ def load_model(name: str, models_dir: Path, *, runtime: str = "auto") -> Any:
 
 
 def load_pipeline(
-    models_dir: Path, model: str | None = None, grader: str | None = None
+    models_dir: Path,
+    model: str | None = None,
+    grader: str | None = None,
+    *,
+    dataset: str | None = None,
 ) -> tuple[Segmenter, Grader | None]:
-    """``(segmenter, grader)``: the named or default models (the grader may be None).
+    """``(segmenter, grader)``: the named models, else the dataset's defaults (the Train page's
+    "make it the default for this dataset"), else the global defaults (the grader may be None).
 
     Raises:
         ModelError: no such model, or no default when none is named.
     """
     defaults = default_model_names(models_dir)
-    name = model or defaults.get("segment")
+    name = model or dataset_default(models_dir, dataset, "segment") or defaults.get("segment")
     if not name:
         raise ModelError(f"No model named and no default in {Path(models_dir) / DEFAULTS_FILE}.")
     segmenter = load_model(name, models_dir)
-    grader_name = grader or defaults.get("grade")
+    grader_name = grader or dataset_default(models_dir, dataset, "grade") or defaults.get("grade")
     return segmenter, (load_model(grader_name, models_dir) if grader_name else None)
 
 

@@ -35,11 +35,11 @@ class Grader(Protocol):
     """A de Vita / OMERACT grade classifier behind any runtime."""
 
     name: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     design: str
 
     def predict_grades(self, batch: np.ndarray) -> np.ndarray:
-        """(N, H, W, C) float32 -> (N, 4) grade probabilities."""
+        """(N, H, W, C) float32 (a feature grader: (N, F) features) -> (N, 4) probabilities."""
         ...
 
 
@@ -137,6 +137,49 @@ class OpenVinoModel(KerasModel):
             compiled, request = self._compile(len(batch))
             result = request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
             return np.array(result[compiled.outputs[0]])
+
+
+FEATURE_DESIGN = "grader_features"
+
+
+class FeatureGrader:
+    """The feature grader (``<name>.npz``: standardisation, logistic-regression weights and a
+    calibration temperature) evaluated with numpy: (N, F) features of
+    :func:`sgus_core.inference.features.grade_features` -> (N, 4) grade probabilities."""
+
+    runtime = "numpy"
+    design = FEATURE_DESIGN
+
+    def __init__(self, path: Path, card: dict) -> None:
+        from sgus_core.inference.features import FEATURE_NAMES
+
+        self.path = Path(path)
+        self.card = card
+        self.name = card.get("name", self.path.stem)
+        try:
+            with np.load(self.path, allow_pickle=False) as arrays:
+                self._arrays = {k: np.asarray(arrays[k]) for k in arrays.files}
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"could not load feature grader {self.path.name}: {exc}") from exc
+        names = tuple(str(n) for n in self._arrays.get("feature_names", ()))
+        if names != FEATURE_NAMES:
+            raise ModelError(
+                f"{self.path.name} was fitted on other features than this version measures; "
+                "retrain it (`sgus train grade`)."
+            )
+        self.input_shape = (len(names),)
+
+    def predict_grades(self, batch: np.ndarray) -> np.ndarray:
+        """See :class:`Grader`."""
+        a = self._arrays
+        z = (np.asarray(batch, dtype=np.float64) - a["mean"]) / a["scale"]
+        logits = (z @ a["coef"].T + a["intercept"]) / float(a["temperature"])
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        out = np.zeros((len(p), 4), dtype=np.float32)
+        out[:, a["classes"].astype(np.int64)] = p
+        return out
 
 
 def load_keras_model(path: Path) -> Any:

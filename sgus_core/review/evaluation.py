@@ -26,11 +26,20 @@ def reference_rater(store: LabelStore, dataset_id: int, rater: str | None) -> st
 
 
 def evaluate_dataset(
-    store: LabelStore, dataset: str, model: str, *, reference: str | None = None
+    store: LabelStore,
+    dataset: str,
+    model: str,
+    *,
+    reference: str | None = None,
+    predicted_grades: dict[int, tuple[int, list[float]]] | None = None,
+    grader: str | None = None,
 ) -> dict[str, Any]:
     """IoU and Dice per image and mean; grade accuracy, quadratic kappa, one-vs-rest AUC per grade.
 
-    Returns the docs/CLI.md ``--json`` object. Images without a prediction of ``model`` are left out.
+    Returns the docs/CLI.md ``--json`` object. Images without a prediction of ``model`` are left
+    out. ``predicted_grades`` (``{image_id: (grade, probabilities)}``, from ``inference.dataset.
+    grade_dataset``) replace the stored predictions' grades: how a grader named ``grader`` is
+    evaluated.
 
     Raises:
         StoreError: unknown dataset or rater, or no image with both a prediction and labels.
@@ -55,6 +64,9 @@ def evaluate_dataset(
         row["grade_reference"] = grade.devita if grade else None
         row["grade_predicted"] = pred.grade
         row["probabilities"] = list(pred.grade_probabilities or [])
+        if predicted_grades is not None:
+            grade_predicted, probabilities = predicted_grades.get(image.id, (None, []))
+            row["grade_predicted"], row["probabilities"] = grade_predicted, list(probabilities)
         rows.append(row)
     if not rows:
         raise StoreError(
@@ -78,6 +90,7 @@ def evaluate_dataset(
     return {
         "n": len(rows),
         "model": model,
+        "grader": grader,
         "reference": rater,
         "iou_mean": float(np.mean(ious)) if ious else None,
         "dice_mean": float(np.mean(dices)) if dices else None,

@@ -10,40 +10,41 @@
 * ``export``: the verified ONNX copy for the accelerated runtimes;
 * ``from_store``: training on a dataset of the labels store.
 
-Importing this package imports Keras: inference never does (``sgus_core.inference``).
+Importing this package imports nothing heavy: the names below load their module (and Keras) on
+first use, so the Train page and the job registry (``jobs``) start without TensorFlow. Inference
+never imports training (``sgus_core.inference``).
 """
 
-from sgus_core.training.augmentation import AugmentConfig, augment, flip_horizontal, rotate
-from sgus_core.training.cards import CARD_FIELDS, save_model, training_device
-from sgus_core.training.data import Sample, data_hash, split_by_patient
-from sgus_core.training.losses import class_weights
-from sgus_core.training.run import (
-    DEFAULT_GRADER,
-    DEFAULT_SEGMENTER,
-    TrainResult,
-    predict_masks,
-    train_grader,
-    train_segmenter,
-    train_segmenter_synthetic,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CARD_FIELDS",
-    "DEFAULT_GRADER",
-    "DEFAULT_SEGMENTER",
-    "AugmentConfig",
-    "Sample",
-    "TrainResult",
-    "augment",
-    "class_weights",
-    "data_hash",
-    "flip_horizontal",
-    "predict_masks",
-    "rotate",
-    "save_model",
-    "split_by_patient",
-    "train_grader",
-    "train_segmenter",
-    "train_segmenter_synthetic",
-    "training_device",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AugmentConfig": "augmentation",
+    "augment": "augmentation",
+    "flip_horizontal": "augmentation",
+    "rotate": "augmentation",
+    "CARD_FIELDS": "cards",
+    "save_model": "cards",
+    "training_device": "cards",
+    "Sample": "data",
+    "data_hash": "data",
+    "split_by_patient": "data",
+    "class_weights": "losses",
+    "DEFAULT_GRADER": "run",
+    "DEFAULT_SEGMENTER": "run",
+    "TrainResult": "run",
+    "predict_masks": "run",
+    "train_grader": "run",
+    "train_segmenter": "run",
+    "train_segmenter_synthetic": "run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sgus_core.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sgus_core.training.{_EXPORTS[name]}"), name)

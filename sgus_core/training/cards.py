@@ -11,7 +11,7 @@ import re
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -20,6 +20,9 @@ from sgus_core.errors import ModelError
 from sgus_core.inference.processing import CROP_PAD, THRESHOLD
 from sgus_core.nets import model_gflops
 from sgus_core.training.run import TrainResult
+
+if TYPE_CHECKING:
+    from sgus_core.training.grading import GradeRun
 from sgus_core.vocabulary import N_GRADES
 
 FLOAT16_TOLERANCE = 0.002  # largest test-metric change that float16 storage may cost
@@ -245,3 +248,107 @@ CARD_FIELDS = (
     "preprocessing",
 )
 """Fields every model card has (more may follow)."""
+
+
+def _write_card(card_path: Path, card: dict[str, Any]) -> None:
+    tmp_card = card_path.with_suffix(".json.tmp")
+    tmp_card.write_text(json.dumps(card, indent=2, default=_json_default), encoding="utf-8")
+    os.replace(tmp_card, card_path)
+
+
+def save_grade_run(
+    run: GradeRun, models_dir: Path, name: str, *, card_extra: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
+    """Write the grader a :func:`~sgus_core.training.grading.train_grade` run kept, with a card
+    that holds every compared design's cross-validated figures.
+
+    A CNN is saved by :func:`save_model` (``<name>.keras``); a feature grader as
+    ``<name>.npz``. The card's ``test_metrics`` are the kept design's out-of-fold figures (or its
+    test-split figures without folds), ``cross_validation`` holds the protocol and every design's
+    figures, ``warning`` is set when the model does not beat the majority baseline.
+
+    Returns:
+        (weights_path, card_path).
+
+    Raises:
+        ModelError: a bad name, or the files cannot be written.
+    """
+    check_model_name(name)
+    models_dir = Path(models_dir)
+    validation = {
+        **run.protocol,
+        "chosen": run.design,
+        "chosen_by": "highest out-of-fold quadratic kappa",
+        "designs": run.reports,
+    }
+    extra = {
+        "test_metrics": run.report,
+        "cross_validation": validation,
+        "warning": run.warning,
+        **(card_extra or {}),
+    }
+    if run.cnn is not None:
+        weights, card_path = save_model(run.cnn, models_dir, name)
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["training_data"]["split"] = _split_text(run)
+        card |= extra
+        _write_card(card_path, card)
+        return weights, card_path
+    model = run.feature_model
+    if model is None:
+        raise ModelError("the run kept no model")
+    weights = models_dir / f"{name}.npz"
+    card_path = models_dir / f"{name}.json"
+    try:
+        from sgus_core.training.feature_grader import save_feature_model
+
+        save_feature_model(model, weights)
+        card = {
+            "name": name,
+            "task": "grade",
+            "architecture": run.design,
+            "model_options": {"C": model.c},
+            "input_shape": [int(model.mean.shape[0])],
+            "parameters": int(model.coef.size + model.intercept.size),
+            "gflops": 0.0,
+            "training_data": {
+                "hash": run.data_hash,
+                "n_samples": run.n_samples,
+                "split": _split_text(run),
+            },
+            "split_sizes": {"train": run.n_samples, "val": 0, "test": 0},
+            "epochs_run": 0,
+            "seed": run.seed,
+            "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "keras_version": None,
+            "tensorflow_version": None,
+            "preprocessing": {
+                "input": "field-of-view crop of the frame, grey (H, W) uint8, and the gland mask "
+                "(the rater's, else the segmenter's, else the whole field of view)",
+                "features": "sgus_core.inference.features.grade_features: first-order, GLCM, "
+                "LBP, hypoechoic foci, bright bands, border clarity",
+                "model": "standardised features -> multinomial logistic regression "
+                f"(L2, C={model.c}, balanced class weights) -> softmax(logits / "
+                f"{model.temperature:.3f})",
+                "output": "probabilities over grades 0-3 (N, 4)",
+            },
+            "calibration": {"temperature": model.temperature},
+            "weights_dtype": "float64",
+            "file_bytes": weights.stat().st_size,
+            "fine_tuned_from": None,
+            "train_seconds": round(run.seconds, 1),
+            "trained_on": f"CPU ({os.cpu_count()} cores)",
+            "target": run.target,
+            "classes": list(range(N_GRADES)),
+        } | extra
+        models_dir.mkdir(parents=True, exist_ok=True)
+        _write_card(card_path, card)
+    except OSError as exc:
+        raise ModelError(f"could not write model {name!r} to {models_dir}: {exc}") from exc
+    return weights, card_path
+
+
+def _split_text(run: GradeRun) -> str:
+    if "folds" in run.protocol:
+        return f"{run.protocol['folds']}-fold cross-validation by patient; fitted on every frame"
+    return "by patient"

@@ -1,8 +1,8 @@
 """Training from the labels store: ``sgus train segment|grade`` (docs/CLI.md).
 
 Reads a dataset's latest labels of one rater, crops each frame to its field of view, trains
-through :mod:`sgus_core.training`, writes ``models/<name>.keras`` with its model card and registers
-the model in the store.
+through :mod:`sgus_core.training` (the small-data protocol: ``segmenting``, ``grading``), writes
+the model with its card into the models folder and registers it in the store.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from sgus_core import imaging
 from sgus_core.browse import load_frame
 from sgus_core.errors import ModelError
 from sgus_core.inference.registry import default_model_names, read_card_file
-from sgus_core.inference.runtimes import load_keras_model
 from sgus_core.settings import Settings
 from sgus_core.store import LabelStore
 from sgus_core.training.export import export_accelerated
@@ -24,8 +23,11 @@ from sgus_core.transfer import default_rater
 
 TASKS = ("segment", "grade")
 DEFAULT_EPOCHS = {"segment": 40, "grade": 40}
+DEFAULT_FINE_TUNE_EPOCHS = 60  # fine-tuning: enough epochs for the frozen-encoder schedule
+FINE_TUNE_PATIENCE = 15
 
 Progress = Callable[[int, int], None]
+StageProgress = Callable[[str, int, int, dict], None]
 
 
 def _crop(array, fov):
@@ -79,6 +81,49 @@ def samples_from_store(
     return samples, rater
 
 
+def fill_predicted_masks(
+    samples: list, models_dir: Path, target: str = "devita", *, segmenter: str | None = None
+) -> tuple[list, str | None, int]:
+    """Graded samples without a mask get the default (or named) segmenter's mask, so the grader
+    reads the gland rather than the whole field of view. Returns (samples, segmenter name or
+    None when there is none, how many were outlined)."""
+    import dataclasses
+
+    from sgus_core.imaging import Frame, Rect
+    from sgus_core.inference.pipeline import segment_frames
+    from sgus_core.inference.registry import load_model
+
+    todo = [i for i, s in enumerate(samples) if s.mask is None and getattr(s, target) is not None]
+    name = segmenter or default_model_names(models_dir).get("segment")
+    if not todo or not name:
+        return samples, None, 0
+    model = load_model(name, models_dir)
+    frames = [
+        Frame(
+            samples[i].image, None, Rect(0, 0, samples[i].image.shape[1], samples[i].image.shape[0])
+        )
+        for i in todo
+    ]
+    out = list(samples)
+    for i, prediction in zip(todo, segment_frames(model, frames), strict=True):
+        out[i] = dataclasses.replace(samples[i], mask=prediction.mask)
+    return out, name, len(todo)
+
+
+def _start_path(models_dir: Path, from_model: str | None) -> Path | None:
+    if not from_model:
+        return None
+    start = Path(from_model)
+    if not start.suffix:
+        start = models_dir / f"{from_model}.keras"
+    if start.suffix != ".keras" or not start.is_file():
+        raise ModelError(
+            f"No Keras model to fine-tune at {start} (a feature grader is refitted, not "
+            "fine-tuned: train without --from)."
+        )
+    return start
+
+
 def train_from_store(
     store: LabelStore,
     settings: Settings,
@@ -92,77 +137,157 @@ def train_from_store(
     rater: str | None = None,
     target: str = "devita",
     seed: int = 0,
+    folds: int | None = None,
     model_options: dict[str, Any] | None = None,
     input_size: tuple[int, int] | None = None,
     load_progress: Progress | None = None,
-    epoch_progress: Callable[[int, int, dict], None] | None = None,
+    progress: StageProgress | None = None,
+    actor: str = "system",
 ) -> dict[str, Any]:
     """Train (or fine-tune with ``from_model``) a model on a dataset; returns its model card.
 
-    ``input_size`` (H, W) overrides the architecture's default input size (the channels stay the
-    architecture's); when fine-tuning it must be the model's own.
+    The small-data protocol (``training.validation``): below 300 labelled frames the figures come
+    from patient-grouped ``folds``-fold cross-validation (default 5; 0 turns it off) and the
+    saved model is fitted on every frame. Graders compare the feature grader with the CNN
+    (``arch`` "auto", the default) and keep the better; frames graded without a mask are outlined
+    by the default segmenter first. ``input_size`` (H, W) overrides the architecture's default
+    input size; when fine-tuning it must be the model's own. ``progress(stage, done, total,
+    logs)`` may raise to stop the run; ``actor`` is who the audit log names.
 
     Raises:
         ModelError: unknown task or architecture, too little data, or a bad ``from_model``.
         StoreError: unknown dataset or rater, or a model name already registered.
     """
-    from sgus_core import training
+    from sgus_core.training import DEFAULT_SEGMENTER, cards
+    from sgus_core.training.grading import AUTO, train_grade
+    from sgus_core.training.segmenting import save_segment_run, train_segment
 
     if task not in TASKS:
         raise ModelError(f"Unknown task {task!r}; use one of {', '.join(TASKS)}.")
+    if out is not None:
+        cards.check_model_name(out)
+        _check_free(store, settings.models_dir, out)
+    models_dir = settings.models_dir
+    start = _start_path(models_dir, from_model)
     samples, rater = samples_from_store(
         store, dataset, rater=rater, max_pixels=settings.max_pixels, progress=load_progress
     )
-    models_dir = settings.models_dir
-    start = None
-    if from_model:
-        start = Path(from_model)
-        if not start.suffix:
-            start = models_dir / f"{from_model}.keras"
-        if not start.is_file():
-            raise ModelError(f"No model to fine-tune at {start}.")
-    options: dict[str, Any] = {
-        "input_shape": input_size,
-        "epochs": epochs or DEFAULT_EPOCHS[task],
-        "seed": seed,
-        "from_model": start,
-        "progress": epoch_progress,
-        "model_options": model_options,
-    }
+    extra: dict[str, Any] = {"dataset": dataset, "rater": rater}
     try:
-        result = _train(training, task, samples, arch, target, models_dir, options)
+        if task == "segment":
+            options = {
+                "arch": arch or DEFAULT_SEGMENTER,
+                "epochs": epochs or (DEFAULT_FINE_TUNE_EPOCHS if start else DEFAULT_EPOCHS[task]),
+                "seed": seed,
+                "from_model": start,
+                "input_shape": input_size,
+                "model_options": model_options,
+            }
+            if start is not None:
+                options["patience"] = FINE_TUNE_PATIENCE
+            run = train_segment(samples, folds=folds, progress=progress, **options)
+            name = out or f"{run.result.architecture}-{dataset}"
+            _check_free(store, models_dir, name)
+            weights, card_path = save_segment_run(run, models_dir, name, extra)
+            accelerated: Path | None = export_accelerated(weights, weights.with_suffix(".onnx"))
+            architecture = run.result.architecture
+        else:
+            samples, outliner, outlined = fill_predicted_masks(samples, models_dir, target)
+            extra["masks"] = {
+                "rater": sum(1 for s in samples if s.mask is not None) - outlined,
+                "predicted": outlined,
+                "segmenter": outliner,
+            }
+            grade_run = train_grade(
+                samples,
+                design=arch or AUTO,
+                target=target,
+                folds=folds,
+                epochs=epochs or DEFAULT_EPOCHS[task],
+                seed=seed,
+                from_model=start,
+                input_shape=input_size,
+                model_options=model_options,
+                progress=progress,
+            )
+            name = out or f"grader-{dataset}"
+            _check_free(store, models_dir, name)
+            weights, card_path = cards.save_grade_run(grade_run, models_dir, name, card_extra=extra)
+            accelerated = None
+            if grade_run.cnn is not None:
+                accelerated = export_accelerated(weights, weights.with_suffix(".onnx"))
+            architecture = grade_run.design
     except ValueError as exc:  # a bad architecture option or input size
         raise ModelError(str(exc)) from exc
-    name = out or f"{result.architecture}-{dataset}"
-    if store.get_model(name) is not None:
-        raise ModelError(f"A model named {name!r} exists already; choose another with --out.")
-    weights, card_path = training.save_model(
-        result, models_dir, name, card_extra={"dataset": dataset, "rater": rater}
-    )
-    accelerated = export_accelerated(weights, weights.with_suffix(".onnx"))
-    card = read_card_file(card_path) | {"accelerated": accelerated.name}
+    card = read_card_file(card_path) | {
+        "accelerated": None if accelerated is None else accelerated.name
+    }
     card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
     store.register_model(
-        name, task=task, architecture=result.architecture, path=str(weights), card=card
+        name, task=task, architecture=architecture, path=str(weights), card=card, actor=actor
     )
     return card
 
 
-def _train(training, task, samples, arch, target, models_dir, options):
-    """Run the task's trainer; the crop grader outlines unmasked frames with the default
-    segmenter."""
+def _check_free(store: LabelStore, models_dir: Path, name: str) -> None:
+    if store.get_model(name) is not None or (Path(models_dir) / f"{name}.json").exists():
+        raise ModelError(f"A model named {name!r} exists already; choose another with --out.")
+
+
+def default_on_labels(
+    store: LabelStore,
+    settings: Settings,
+    task: str,
+    dataset: str,
+    *,
+    rater: str | None = None,
+    target: str = "devita",
+) -> dict[str, Any]:
+    """How the current default model (the dataset's, else the global one) does on the frames a
+    training run learnt from: mean IoU on the rater's outlines, or quadratic kappa and accuracy
+    of the default grader (reading the default segmenter's masks) on the rater's grades. These
+    frames were never the default's training data, so the figure stands beside a new model's
+    cross-validated one.
+
+    Returns:
+        ``{"model": name, "n": frames, "iou_mean": ...}`` or ``{"model", "n", "kappa_quadratic",
+        "accuracy"}``; ``{"model": None}`` without a default.
+    """
+    import numpy as np
+
+    from sgus_core.imaging import Frame, Rect
+    from sgus_core.inference.pipeline import grader_input, segment_frames
+    from sgus_core.inference.registry import dataset_default, load_model
+    from sgus_core.metrics import cohen_kappa
+
+    name = dataset_default(settings.models_dir, dataset, task) or default_model_names(
+        settings.models_dir
+    ).get(task)
+    if not name:
+        return {"model": None}
+    samples, _ = samples_from_store(store, dataset, rater=rater, max_pixels=settings.max_pixels)
     if task == "segment":
-        return training.train_segmenter(samples, arch=arch or training.DEFAULT_SEGMENTER, **options)
-    design = arch or training.DEFAULT_GRADER
-    segmenter = None
-    if design == "grader_crop" and any(s.mask is None for s in samples):
-        name = default_model_names(models_dir).get("segment")
-        if not name:
-            raise ModelError(
-                "Some frames have no mask and there is no default segmenter to outline them; "
-                "train one first (`sgus train segment`)."
-            )
-        segmenter = load_keras_model(models_dir / f"{name}.keras")
-    return training.train_grader(
-        samples, design=design, target=target, segmenter=segmenter, **options
-    )
+        masked = [s for s in samples if s.mask is not None]
+        model = load_model(name, settings.models_dir)
+        frames = [
+            Frame(s.image, None, Rect(0, 0, s.image.shape[1], s.image.shape[0])) for s in masked
+        ]
+        ious = []
+        for s, p in zip(masked, segment_frames(model, frames), strict=True):
+            union = np.logical_or(s.mask, p.mask).sum()
+            ious.append(1.0 if union == 0 else float(np.logical_and(s.mask, p.mask).sum() / union))
+        return {"model": name, "n": len(ious), "iou_mean": float(np.mean(ious)) if ious else None}
+    graded = [s for s in samples if getattr(s, target) is not None]
+    graded, _, _ = fill_predicted_masks(graded, settings.models_dir, target)
+    grader = load_model(name, settings.models_dir)
+    if not graded:
+        return {"model": name, "n": 0}
+    x = np.stack([grader_input(s.image, s.mask, grader) for s in graded])
+    predicted = np.asarray(grader.predict_grades(x)).argmax(axis=1)
+    truth = np.array([int(getattr(s, target)) for s in graded])
+    return {
+        "model": name,
+        "n": len(truth),
+        "kappa_quadratic": float(cohen_kappa(truth, predicted, weights="quadratic").kappa),
+        "accuracy": float(np.mean(truth == predicted)),
+    }

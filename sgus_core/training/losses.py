@@ -39,6 +39,8 @@ def iou(y_true, y_pred):
 
 def iou_per_image(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """IoU per image of bool stacks (N, H, W); 1.0 where both masks are empty. Returns (N,)."""
+    if len(truth) == 0:
+        return np.zeros(0)
     t = truth.reshape(len(truth), -1).astype(bool)
     p = predicted.reshape(len(predicted), -1).astype(bool)
     inter = (t & p).sum(axis=1)

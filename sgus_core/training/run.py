@@ -47,9 +47,11 @@ from sgus_core.inference.processing import (
     preprocess_frame,
     resize_mask,
 )
+from sgus_core.inference.prompts import takes_prompts
 from sgus_core.inference.registry import read_card_file
 from sgus_core.inference.runtimes import load_keras_model
 from sgus_core.nets import DEFAULT_INPUT_SHAPES, GRADER_NAMES, SEGMENTER_NAMES, build_model
+from sgus_core.synthesis.family import SynthFrame
 from sgus_core.training.augmentation import DEFAULT_AUGMENTATION, AugmentConfig, Batches
 from sgus_core.training.data import Sample, data_hash, split_by_patient
 from sgus_core.training.losses import (
@@ -60,7 +62,14 @@ from sgus_core.training.losses import (
     iou_per_image,
     quadratic_kappa,
 )
-from sgus_core.training.synthetic import SynthConfig, SyntheticBatches, validation_set
+from sgus_core.training.synthetic import (
+    TRAINING_AUGMENTATION,
+    FrameBatches,
+    FrameExamples,
+    SynthConfig,
+    SyntheticBatches,
+    validation_set,
+)
 from sgus_core.vocabulary import GRADE_TARGETS, N_GRADES
 
 DEFAULT_SEGMENTER = "unet"
@@ -68,6 +77,7 @@ DEFAULT_SEGMENTER_OPTIONS: dict[str, Any] = {"base_filters": 8, "depth": 4}
 DEFAULT_GRADER = "grader_crop"
 LEARNING_RATE = 1e-3
 FINE_TUNE_LR_FACTOR = 0.1  # fine-tuning continues at a tenth of the rate
+FREEZE_EPOCHS_SHARE = 0.25  # fine-tuning: this share of the epochs with the encoder frozen
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 """``progress(epochs_done, epochs_total, logs)``, called after every epoch."""
@@ -300,6 +310,39 @@ def _result(
 # -------------------------------------------------------------------------------- segmenters
 
 
+def encoder_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers fine-tuning freezes first: the U-Net's ``enc*`` layers, else the first half of
+    the layers that hold weights (the contracting path of the other architectures)."""
+    named = [layer for layer in model.layers if layer.name.startswith("enc")]
+    if named:
+        return named
+    weighted = [layer for layer in model.layers if layer.weights]
+    return weighted[: len(weighted) // 2]
+
+
+def _offset_progress(progress: ProgressFn | None, done: int, total: int) -> ProgressFn | None:
+    if progress is None:
+        return None
+    return lambda epoch, _phase_total, logs: progress(done + epoch, total, logs)
+
+
+def _net_input(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """(N, H, W) grey -> the network's (N, H, W, C) input, prompt channels zero."""
+    x = np.zeros((*images.shape, shape[2]), dtype=np.float32)
+    x[..., 0] = images
+    return x
+
+
+def _as_frame(sample: Sample) -> SynthFrame:
+    """A labelled FOV crop as the frame the example drawers take (its FOV: the whole crop)."""
+    height, width = sample.image.shape[:2]
+    image = np.asarray(sample.image)
+    if image.ndim == 3:
+        image = image.mean(axis=2).astype(np.uint8)
+    mask = np.asarray(sample.mask, dtype=bool)
+    return SynthFrame(image, mask, int(sample.devita or 0), (0, 0, width, height), "labels", 0)
+
+
 def train_segmenter(
     samples: Sequence[Sample],
     *,
@@ -317,8 +360,16 @@ def train_segmenter(
     test_fraction: float = 0.15,
     augmentation: AugmentConfig | None = DEFAULT_AUGMENTATION,
     workers: int = 1,
+    freeze_encoder_epochs: int | None = None,
 ) -> TrainResult:
     """Train (or fine-tune) a gland segmenter on the samples that have a mask.
+
+    Fine-tuning (``from_model``) follows a two-phase schedule that pays off after a few
+    outlines: first the encoder is frozen and the decoder adapts at the full rate for
+    ``freeze_encoder_epochs`` (default a quarter of ``epochs``), then every layer trains at the
+    fine-tuning rate with early stopping. A prompted network (4 input channels) learns from the
+    outlines in both modes: half the examples zero-shot, half with a box drawn from the outline
+    and jittered as people drag one (``training.synthetic.FrameBatches``).
 
     Args:
         samples: labelled frames; those without a mask are left out.
@@ -338,6 +389,8 @@ def train_segmenter(
         test_fraction: share of samples (by patient) for the test metrics.
         augmentation: augmentation ranges, or None for none.
         workers: threads preparing batches (1 keeps runs repeatable).
+        freeze_encoder_epochs: epochs with the encoder frozen (0: none; default a quarter of
+            ``epochs`` when fine-tuning, else 0).
 
     Returns:
         A :class:`TrainResult` whose ``test_metrics`` hold ``iou_mean``, ``iou_median``,
@@ -380,26 +433,54 @@ def train_segmenter(
 
     (x_tr, m_tr), (x_va, m_va), (x_te, m_te) = arrays(train), arrays(val), arrays(test)
     rate = _learning_rate(learning_rate, from_model is not None)
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss=bce_dice_loss, metrics=[iou])
-
-    batches = Batches(
-        x_tr, m_tr, batch_size=batch_size, seed=seed, config=augmentation, workers=workers
-    )
+    batches: keras.utils.PyDataset
+    if takes_prompts(shape):  # a prompted network keeps learning both modes from the outlines
+        examples = FrameExamples(shape, augmentation=augmentation or TRAINING_AUGMENTATION)
+        batches = FrameBatches(
+            [_as_frame(s) for s in train], examples, batch_size=batch_size, seed=seed
+        )
+    else:
+        batches = Batches(
+            x_tr, m_tr, batch_size=batch_size, seed=seed, config=augmentation, workers=workers
+        )
     monitor = "val_iou" if len(val) else "iou"
-    validation = (x_va[..., None], m_va[..., None].astype(np.float32)) if len(val) else None
-    history, best_epoch = _fit(
-        model,
-        batches,
-        monitor=monitor,
-        patience=patience,
-        epochs=epochs,
-        progress=progress,
-        validation=validation,
-        reduce_lr=True,
-    )
+    validation = (_net_input(x_va, shape), m_va[..., None].astype(np.float32)) if len(val) else None
+    if freeze_encoder_epochs is None:
+        freeze_encoder_epochs = int(FREEZE_EPOCHS_SHARE * epochs) if from_model is not None else 0
+    frozen = encoder_layers(model) if freeze_encoder_epochs > 0 else []
+    history: dict[str, list[float]] = {}
+    best_epoch = 0
+    first = min(int(freeze_encoder_epochs), epochs - 1) if frozen else 0
+    for phase_epochs, phase_rate, freeze in (
+        (first, LEARNING_RATE if learning_rate is None else learning_rate, True),
+        (epochs - first, rate, False),
+    ):
+        if phase_epochs <= 0:
+            continue
+        for layer in frozen:
+            layer.trainable = not freeze
+        model.compile(
+            optimizer=keras.optimizers.Adam(phase_rate), loss=bce_dice_loss, metrics=[iou]
+        )
+        done = len(history.get("loss", []))
+        phase, best = _fit(
+            model,
+            batches,
+            monitor=monitor,
+            patience=patience if not freeze else phase_epochs,
+            epochs=phase_epochs,
+            progress=_offset_progress(progress, done, epochs),
+            validation=validation,
+            reduce_lr=not freeze,
+        )
+        for key, values in phase.items():
+            history.setdefault(key, []).extend(values)
+        best_epoch = done + best
+    for layer in frozen:
+        layer.trainable = True
 
     def test_iou() -> np.ndarray:
-        probability = _predict(model, x_te[..., None], batch_size)[..., 0]
+        probability = _predict(model, _net_input(x_te, shape), batch_size)[..., 0]
         return iou_per_image(m_te, probability > THRESHOLD)
 
     ious = test_iou()
@@ -552,8 +633,9 @@ def predict_masks(
     masks = []
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
-        x = np.stack([preprocess_frame(im, size) for im in chunk])[..., None]
-        probability = _predict(model, x, batch_size)[..., 0]
+        channels = int(model.input_shape[3])
+        grey = np.stack([preprocess_frame(im, size) for im in chunk])
+        probability = _predict(model, _net_input(grey, (*size, channels)), batch_size)[..., 0]
         for im, p in zip(chunk, probability, strict=True):
             h, w = im.shape[:2]
             masks.append(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) > THRESHOLD)
@@ -561,6 +643,44 @@ def predict_masks(
 
 
 # ------------------------------------------------------------------------------------ graders
+
+
+def _grader_arrays(
+    part: Sequence[Sample],
+    design: str,
+    shape: tuple[int, int, int],
+    predicted: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, masks) a CNN grader of ``design`` and input ``shape`` reads from samples: the
+    gland box crop and its mask (``grader_crop``; the sample's mask, else ``predicted[key]``,
+    else the whole FOV) or the whole FOV (``grader_frame``); masks None without a mask channel."""
+    size = shape[:2]
+    crop = design == "grader_crop"
+    images = np.zeros((len(part), *size), dtype=np.float32)
+    masks = np.zeros((len(part), *size), dtype=bool) if crop and shape[2] == 2 else None
+    for i, s in enumerate(part):
+        if crop:
+            mask = s.mask if s.mask is not None else (predicted or {}).get(s.key)
+            images[i], crop_mask = gland_crop(s.image, mask, size)
+            if masks is not None:
+                masks[i] = crop_mask
+        else:
+            images[i] = preprocess_frame(s.image, size)
+    return images, masks
+
+
+def _stack_inputs(images: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+    x = images[..., None]
+    return x if masks is None else np.concatenate([x, masks[..., None].astype(np.float32)], -1)
+
+
+def grade_probabilities(
+    model: keras.Model, samples: Sequence[Sample], design: str, *, batch_size: int = 16
+) -> np.ndarray:
+    """(N, 4) grade probabilities of a Keras grader for samples, read as in training."""
+    shape = tuple(int(v) for v in model.input_shape[1:])
+    images, masks = _grader_arrays(samples, design, (shape[0], shape[1], shape[2]))
+    return _predict(model, _stack_inputs(images, masks), batch_size)
 
 
 class _ValidationKappa(keras.callbacks.Callback):
@@ -654,7 +774,6 @@ def train_grader(
     )
     crop = design == "grader_crop"
     mask_channel = crop and shape[2] == 2
-    size = shape[:2]
 
     unmasked = [s for s in graded if s.mask is None]
     predicted: dict[str, np.ndarray] = {}
@@ -671,24 +790,14 @@ def train_grader(
         predicted = {s.key: m for s, m in zip(unmasked, outlines, strict=True)}
 
     def arrays(part: list[Sample]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        images = np.zeros((len(part), *size), dtype=np.float32)
-        masks = np.zeros((len(part), *size), dtype=bool) if mask_channel else None
-        for i, s in enumerate(part):
-            if crop:
-                mask = s.mask if s.mask is not None else predicted[s.key]
-                images[i], crop_mask = gland_crop(s.image, mask, size)
-                if masks is not None:
-                    masks[i] = crop_mask
-            else:
-                images[i] = preprocess_frame(s.image, size)
+        images, masks = _grader_arrays(part, design, shape, predicted)
         grades = np.array([int(getattr(s, target)) for s in part], dtype=np.int64)
         if np.any((grades < 0) | (grades >= N_GRADES)):
             raise ModelError(f"{target} grades must be 0-3")
         return images, masks, grades
 
     def inputs(images: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
-        x = images[..., None]
-        return x if masks is None else np.concatenate([x, masks[..., None].astype(np.float32)], -1)
+        return _stack_inputs(images, masks)
 
     (x_tr, m_tr, y_tr), (x_va, m_va, y_va), (x_te, m_te, y_te) = (
         arrays(train),
@@ -726,7 +835,9 @@ def train_grader(
     )
 
     x_test = inputs(x_te, m_te)
-    metrics = grade_metrics(y_te, _predict(model, x_test, batch_size).argmax(axis=1))
+    metrics: dict[str, Any] = {"n": 0}
+    if len(y_te):
+        metrics = grade_metrics(y_te, _predict(model, x_test, batch_size).argmax(axis=1))
     if len(y_te):
 
         def headline() -> float:

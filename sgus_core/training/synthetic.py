@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 import numpy as np
@@ -125,8 +125,18 @@ def _jittered_fov(frame: SynthFrame, rng: np.random.Generator) -> Rect:
     return Rect(x0, y0, x1 - x0, y1 - y0)
 
 
+class ExampleShape(Protocol):
+    """What drawing one example needs to know: the network input and the augmentation."""
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def augmentation(self) -> AugmentConfig: ...
+
+
 def zero_shot_example(
-    frame: SynthFrame, rng: np.random.Generator, config: SynthConfig
+    frame: SynthFrame, rng: np.random.Generator, config: ExampleShape
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)``: the jittered FOV crop as the network input (H, W, C) float32, prompt channels
     zero, and its (H, W) bool mask, augmented."""
@@ -176,7 +186,7 @@ def random_clicks(
 
 
 def prompted_example(
-    frame: SynthFrame, rng: np.random.Generator, config: SynthConfig
+    frame: SynthFrame, rng: np.random.Generator, config: ExampleShape
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """``(x, y)`` for a prompt drawn the way people give one (None when the frame has no gland).
 
@@ -255,3 +265,60 @@ def validation_set(config: SynthConfig, n: int, seed: int = 0) -> tuple[np.ndarr
         xs.append(x)
         ys.append(y)
     return np.stack(xs), np.stack(ys)[..., None].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FrameExamples:
+    """Examples drawn from labelled frames (a clinic's outlines) instead of rendered ones: the
+    network input, the share of prompted examples and the augmentation."""
+
+    input_shape: tuple[int, int, int]
+    prompt_fraction: float = 0.5
+    augmentation: AugmentConfig = field(default_factory=lambda: TRAINING_AUGMENTATION)
+
+
+def frame_example(
+    frame: SynthFrame, rng: np.random.Generator, config: FrameExamples
+) -> tuple[np.ndarray, np.ndarray]:
+    """One example of a labelled frame: prompted (box from its mask, jittered, clicks) with
+    ``config.prompt_fraction`` for a prompted network, else zero-shot."""
+    if takes_prompts(config.input_shape) and rng.random() < config.prompt_fraction:
+        example = prompted_example(frame, rng, config)
+        if example is not None:
+            return example
+    return zero_shot_example(frame, rng, config)
+
+
+class FrameBatches(keras.utils.PyDataset):
+    """Shuffled batches of examples over labelled frames (each frame once per epoch, a new
+    random draw of its augmentation and prompt every time); batch ``i`` of epoch ``e`` is a pure
+    function of ``(seed, e, i)``."""
+
+    def __init__(
+        self,
+        frames: list[SynthFrame],
+        config: FrameExamples,
+        *,
+        batch_size: int,
+        seed: int,
+        workers: int = 1,
+    ) -> None:
+        super().__init__(workers=workers, use_multiprocessing=False)
+        self.frames, self.config, self.batch_size, self.seed = frames, config, batch_size, seed
+        self.epoch = 0
+        self.order = np.random.default_rng([seed, 0]).permutation(len(frames))
+
+    def __len__(self) -> int:
+        return max(1, -(-len(self.frames) // self.batch_size))
+
+    def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch, idx])
+        index = self.order[idx * self.batch_size : (idx + 1) * self.batch_size]
+        pairs = [frame_example(self.frames[i], rng, self.config) for i in index]
+        x = np.stack([p[0] for p in pairs])
+        y = np.stack([p[1] for p in pairs])[..., None].astype(np.float32)
+        return x, y
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.frames))

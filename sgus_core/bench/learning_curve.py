@@ -1,0 +1,261 @@
+"""The learning curve: how many of a clinic's own outlined frames fine-tuning needs.
+
+For an appearance family F, the starting point is the shipped segmenter trained on every family
+*but* F (``models/held-out/unet-synth-without-F.keras``, the leave-one-family-out network of
+``sgus bench-generalisation``), so F plays the part of a clinic's scanner the models never saw.
+For each N it is fine-tuned (``sgus train segment --from``: frozen encoder, then all layers,
+early stopping) on N labelled frames of F, and the feature grader is fitted on the same N
+frames; both are tested on fixed frames of F that no training drew (the generalisation test
+seeds), through the real prediction pipeline. Row N = 0 is the network before fine-tuning.
+
+The grader figure is the quadratic kappa of the grades on the test frames, read inside the
+fine-tuned segmenter's masks (what the app does with an unlabelled frame); beside it the majority
+baseline's accuracy (always the commonest grade of the N training frames; its kappa is 0).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sgus_core.bench.generalisation import as_imported, evaluate, family_test_frames
+from sgus_core.errors import ModelError
+from sgus_core.synthesis.families import family
+from sgus_core.synthesis.family import SynthFrame
+
+TRAIN_FIRST_SEED = 9_500_000  # the clinic's labelled frames: seeds no other bench or training uses
+DEFAULT_SIZES = (5, 10, 20, 40)
+HELD_OUT_DIR = "held-out"
+Log = Callable[[str], None]
+
+
+def held_out_segmenter(models_dir: Path, name: str) -> Path:
+    """The shipped network that never saw family ``name``.
+
+    Raises:
+        ModelError: none is shipped for it (the message says how to make one).
+    """
+    path = Path(models_dir) / HELD_OUT_DIR / f"unet-synth-without-{name}.keras"
+    if not path.is_file():
+        raise ModelError(
+            f"No network trained without family {name!r} at {path}; train one with "
+            "`sgus bench-generalisation` and copy it there, or pass --segmenter."
+        )
+    return path
+
+
+def _training_frames(name: str, n: int) -> list[SynthFrame]:
+    """``n`` frames of family ``name`` with the grades dealt in turn 0, 1, 2, 3 (a clinic that
+    labels a handful of frames picks some of every grade)."""
+    render = family(name)
+    return [render(TRAIN_FIRST_SEED + i, devita=i % 4) for i in range(n)]
+
+
+def _samples(frames: Sequence[SynthFrame]) -> list:
+    """Frames as the store would hand them to training: the detected FOV crop, one patient each."""
+    from sgus_core.training.data import Sample
+
+    out = []
+    for i, frame in enumerate(frames):
+        fov = as_imported(frame).fov
+        out.append(
+            Sample(
+                image=frame.image[fov.slices],
+                mask=frame.mask[fov.slices],
+                devita=frame.devita,
+                omeract=None,
+                patient=f"clinic-{i}",
+                key=f"{frame.family}:{frame.seed}",
+            )
+        )
+    return out
+
+
+def _grade_figures(
+    feature_model: Any, tests: Sequence[SynthFrame], masks: Sequence[np.ndarray], majority: int
+) -> dict[str, float]:
+    from sgus_core.inference.features import grade_features
+    from sgus_core.training.losses import quadratic_kappa
+
+    truth = np.array([f.devita for f in tests])
+    x = []
+    for frame, mask in zip(tests, masks, strict=True):
+        fov = as_imported(frame).fov
+        x.append(grade_features(frame.image[fov.slices], mask[fov.slices]))
+    predicted = feature_model.probabilities(np.stack(x)).argmax(axis=1)
+    return {
+        "kappa": round(quadratic_kappa(truth, predicted), 4),
+        "grade_accuracy": round(float(np.mean(predicted == truth)), 4),
+        "baseline_accuracy": round(float(np.mean(truth == majority)), 4),
+    }
+
+
+def _epoch_log(log: Log, tag: str) -> Callable[[int, int, dict[str, float]], None]:
+    def progress(done: int, total: int, logs: dict[str, float]) -> None:
+        log(f"{tag}: epoch {done}/{total} val_iou {logs.get('val_iou', 0):.3f}")
+
+    return progress
+
+
+def learning_curve(
+    name: str,
+    models_dir: Path,
+    *,
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    n_test: int = 40,
+    epochs: int = 60,
+    segmenter: Path | None = None,
+    seed: int = 0,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Fine-tune on N = ``sizes`` frames of family ``name`` and test on ``n_test`` others.
+
+    Returns:
+        ``{"family", "segmenter", "n_test", "rows": [{"n", "zero_shot", "box_5", "kappa", ...}]}``.
+
+    Raises:
+        ModelError: no held-out network for the family, or a size below 3.
+    """
+    from sgus_core.inference.pipeline import segment_frames
+    from sgus_core.inference.registry import load_model
+    from sgus_core.training.cards import save_model
+    from sgus_core.training.feature_grader import fit_feature_model, sample_features
+    from sgus_core.training.run import train_segmenter
+    from sgus_core.training.validation import majority_grade
+
+    if any(n < 3 for n in sizes):
+        raise ModelError("every size must be at least 3 frames (one to validate on)")
+    start = Path(segmenter) if segmenter else held_out_segmenter(models_dir, name)
+    tests = family_test_frames(name, n_test)
+    pool = _samples(_training_frames(name, max(sizes)))
+    rows: list[dict[str, Any]] = []
+    before = evaluate(load_model(start.stem, start.parent, runtime="keras"), tests)
+    rows.append({"n": 0, **before})
+    log(f"{name}: before fine-tuning {before}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sorted(sizes):
+            part = pool[:n]
+            result = train_segmenter(
+                part,
+                from_model=start,
+                epochs=epochs,
+                patience=15,
+                val_fraction=0.2,
+                test_fraction=0.0,
+                batch_size=4,
+                seed=seed,
+                progress=_epoch_log(log, f"{name} N={n}"),
+            )
+            weights, _ = save_model(result, Path(tmp), f"tuned-{n}")
+            tuned = load_model(weights.stem, weights.parent, runtime="keras")
+            row: dict[str, Any] = {"n": n, **evaluate(tuned, tests)}
+            y = np.array([s.devita for s in part])
+            grader = fit_feature_model(sample_features(part), y, [s.patient for s in part])
+            masks = [p.mask for p in segment_frames(tuned, [as_imported(f) for f in tests])]
+            row |= _grade_figures(grader, tests, masks, majority_grade(y.tolist()))
+            row["epochs_run"] = result.epochs_run
+            row["train_seconds"] = round(result.seconds, 1)
+            rows.append(row)
+            log(f"{name} N={n}: {row}")
+    return {"family": name, "segmenter": str(start), "n_test": n_test, "rows": rows}
+
+
+def format_curve(result: dict[str, Any]) -> str:
+    """The curve as text: one row per N."""
+    columns = ["zero_shot", "box_5", "box_5_click", "kappa", "grade_accuracy", "baseline_accuracy"]
+    lines = [
+        f"family {result['family']}: fine-tuned from {Path(result['segmenter']).name}, "
+        f"tested on {result['n_test']} other frames",
+        f"{'N':>4}" + "".join(f"{c:>18}" for c in columns),
+    ]
+    for row in result["rows"]:
+        cells = [row.get(c) for c in columns]
+        lines.append(
+            f"{row['n']:>4}" + "".join(f"{'-' if v is None else f'{v:.3f}':>18}" for v in cells)
+        )
+    return "\n".join(lines)
+
+
+def grader_benchmark(
+    name: str,
+    models_dir: Path,
+    *,
+    n: int = 150,
+    folds: int = 5,
+    epochs: int = 40,
+    segmenter: Path | None = None,
+    masks: str = "predicted",
+    seed: int = 0,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Both grader designs cross-validated on ``n`` graded frames of family ``name`` without
+    masks, as ``sgus train grade`` runs them on a clinic's set.
+
+    ``masks``: "predicted" (outlined by the network that never saw the family, zero-shot: what
+    a clinic without outlines gets), "fov" (none: the whole field of view) or "rater" (the true
+    outlines, an upper bound).
+
+    Returns:
+        ``{"family", "n", "masks", "designs": {design: report}, "chosen"}``.
+    """
+    import dataclasses
+
+    from sgus_core.imaging import Frame, Rect
+    from sgus_core.inference.pipeline import segment_frames
+    from sgus_core.inference.registry import load_model
+    from sgus_core.training.grading import train_grade
+
+    if masks not in ("predicted", "fov", "rater"):
+        raise ModelError(f"masks must be predicted, fov or rater, not {masks!r}")
+    render = family(name)
+    frames = [render(TRAIN_FIRST_SEED + 100_000 + i) for i in range(n)]
+    samples = _samples(frames)
+    for i, s in enumerate(samples):  # two frames per patient, as a clinic images both sides
+        samples[i] = dataclasses.replace(s, patient=f"clinic-{i // 2}")
+    if masks == "fov":
+        samples = [dataclasses.replace(s, mask=None) for s in samples]
+    elif masks == "predicted":
+        start = Path(segmenter) if segmenter else held_out_segmenter(models_dir, name)
+        model = load_model(start.stem, start.parent, runtime="keras")
+        crops = [
+            Frame(s.image, None, Rect(0, 0, s.image.shape[1], s.image.shape[0])) for s in samples
+        ]
+        predicted = segment_frames(model, crops)
+        samples = [
+            dataclasses.replace(s, mask=p.mask) for s, p in zip(samples, predicted, strict=True)
+        ]
+
+    def say(stage: str, done: int, total: int, logs: dict[str, float]) -> None:
+        if done == total:
+            log(f"{name} grader: {stage} done")
+
+    run = train_grade(samples, folds=folds, epochs=epochs, seed=seed, progress=say)
+    return {
+        "family": name,
+        "n": n,
+        "masks": masks,
+        "designs": run.reports,
+        "chosen": run.design,
+        "warning": run.warning,
+    }
+
+
+def format_grader(result: dict[str, Any]) -> str:
+    """One line per design: CV kappa with its interval, accuracy, baseline, every fold beaten."""
+    lines = [
+        f"family {result['family']}: {result['n']} graded frames, masks {result['masks']}, "
+        f"kept {result['chosen']}"
+    ]
+    for design, r in result["designs"].items():
+        lo, hi = r.get("kappa_ci95") or (float("nan"), float("nan"))
+        lines.append(
+            f"  {design:<16} kappa {r['kappa_quadratic']:.3f} (95 % {lo:.3f}-{hi:.3f})  "
+            f"accuracy {r['accuracy']:.3f}  majority baseline {r['baseline']['accuracy']:.3f}  "
+            f"beats it on every fold: {'yes' if r['beats_baseline_every_fold'] else 'no'}  "
+            f"recall per grade {' '.join(f'{v:.2f}' for v in r['recall_per_grade'])}"
+        )
+    return "\n".join(lines)
