@@ -141,6 +141,12 @@ def cmd_bench_learning_curve(args: argparse.Namespace, settings: Settings) -> in
         sizes = tuple(int(v) for v in args.sizes.split(","))
     except ValueError:
         raise SgusError(f"--sizes takes numbers separated by commas, not {args.sizes!r}") from None
+    if (args.keep_grader_as or args.make_default) and not args.grader_lofo:
+        raise SgusError("--keep-grader-as and --make-default go with --grader-lofo")
+    if args.make_default and not args.keep_grader_as:
+        raise SgusError("--make-default needs --keep-grader-as NAME")
+    if args.keep_grader_as and (settings.models_dir / f"{args.keep_grader_as}.json").exists():
+        raise SgusError(f"A model named {args.keep_grader_as!r} exists already.")
     segmenter = Path(args.segmenter) if args.segmenter else None
     for name in families:  # a missing network fails now, not after an hour of training
         if segmenter is None:
@@ -168,6 +174,16 @@ def cmd_bench_learning_curve(args: argparse.Namespace, settings: Settings) -> in
             result["graders"].append(grader)
             if not args.json:
                 print(lc.format_grader(grader), flush=True)
+    if args.grader_lofo:
+        lofo = lc.grader_generalisation(
+            settings.models_dir, keep_as=args.keep_grader_as, make_default=args.make_default,
+            log=log,
+        )  # fmt: skip
+        result["grader_generalisation"] = lofo
+        if not args.json:
+            print(lc.format_grader_generalisation(lofo), flush=True)
+            if lofo["kept"]:
+                print(f"kept the feature grader fitted on every family as {lofo['kept']}")
     if args.json:
         print(json.dumps(result))
     return 0

@@ -332,6 +332,10 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
             auth.disable_user(store, args.name, actor="cli")
             print(f"disabled {args.name}")
             return 0
+        if args.action == "enable":
+            auth.enable_user(store, args.name, actor="cli")
+            print(f"enabled {args.name}")
+            return 0
         password = _read_password(f"Password for {args.name}: ")
         if args.action == "add":
             account = auth.add_user(store, args.name, args.role, password, actor="cli")
@@ -480,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="manage accounts (admin)",
         description="Passwords are asked on the terminal, or read from the first line of stdin.",
     )
-    p.add_argument("action", choices=("add", "passwd", "disable"))
+    p.add_argument("action", choices=("add", "passwd", "disable", "enable"))
     p.add_argument("name", metavar="NAME")
     p.add_argument("--role", choices=("admin", "rater", "viewer"), default="rater")
     p.set_defaults(func=cmd_user)
@@ -591,6 +595,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("predicted", "fov", "rater"),
         default="predicted",
         help="what the grader reads in: the held-out network's masks, the whole FOV, the truth",
+    )
+    p.add_argument(
+        "--grader-lofo",
+        action="store_true",
+        help="also the feature grader left-one-family-out beside the shipped grader",
+    )
+    p.add_argument(
+        "--keep-grader-as",
+        metavar="NAME",
+        help="with --grader-lofo: save the feature grader fitted on every family as NAME",
+    )
+    p.add_argument(
+        "--make-default", action="store_true", help="with --keep-grader-as: the default grader"
     )
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--json", action="store_true")

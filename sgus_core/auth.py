@@ -2,8 +2,10 @@
 
 Roles: ``admin`` manages raters, datasets and rounds (and may label); ``rater`` writes only her
 own labels; ``viewer`` reads. Passwords are hashed with Argon2id (argon2-cffi) and never stored or
-logged in clear. Sign-in is rate-limited per account through the store, so the limit holds across
-app processes.
+logged in clear. Sign-in is rate-limited per account name through the store: each attempt is
+reserved atomically before its password is checked, so the limit holds across threads and app
+processes. A refusal takes as long for a name without an account as for a wrong password, and a
+name longer than :data:`MAX_NAME_LENGTH` is refused before anything is looked up or stored.
 
 Permissions are enforced here: pages and scripts write labels through :class:`AccountStore`, which
 refuses a rater's request to write another rater's label whatever the page shows.
@@ -11,8 +13,10 @@ refuses a rater's request to write another rater's label whatever the page shows
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -20,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from sgus_core.errors import PermissionDenied, StoreError
 from sgus_core.store import Grade, LabelStore, MaskVersion, Rater, StatusEvent, StudyRound
+from sgus_core.store.accounts import MAX_NAME_LENGTH
 from sgus_core.vocabulary import ROLES
 
 MIN_PASSWORD_LENGTH = 10
@@ -27,6 +32,7 @@ MAX_FAILED_ATTEMPTS = 5
 LOCKOUT = timedelta(minutes=15)
 SESSION_IDLE_LIMIT = timedelta(hours=8)
 _HASHER = PasswordHasher()
+_WRONG = "Wrong name or password."
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,23 @@ def _check_password(password: str) -> None:
         raise PermissionDenied(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.")
 
 
+@cache
+def _dummy_hash() -> str:
+    """A hash of a random secret, made once with the same parameters as real ones: checking a
+    password against it costs what checking against an account's hash does."""
+    return _HASHER.hash(secrets.token_urlsafe(32))
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``stored``; with no stored hash, the same Argon2 work is done
+    against a dummy hash (and the answer is no), so timing does not reveal missing accounts."""
+    try:
+        matched = _HASHER.verify(stored or _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return bool(matched and stored)
+
+
 def add_user(
     store: LabelStore, name: str, role: str, password: str, *, actor: str = "admin"
 ) -> Account:
@@ -59,8 +82,12 @@ def add_user(
 
     Raises:
         PermissionDenied: the password is too short.
-        StoreError: unknown role, or the account already has a password.
+        StoreError: unknown role, a name longer than ``MAX_NAME_LENGTH`` characters, or the
+            account already has a password.
     """
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise StoreError(f"An account name has at most {MAX_NAME_LENGTH} characters.")
     if role not in ROLES:
         raise StoreError(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.")
     _check_password(password)
@@ -86,36 +113,65 @@ def set_password(store: LabelStore, name: str, password: str, *, actor: str = "a
 
 
 def disable_user(store: LabelStore, name: str, *, actor: str = "admin") -> None:
-    """Disable an account: it can no longer sign in; its labels stay."""
+    """Disable an account: it can no longer sign in, and an open session of it is signed out on
+    its next page run (see :func:`current_account`); its labels stay.
+
+    Raises:
+        StoreError: no such account.
+    """
     if store.get_rater(name) is None:
         raise StoreError(f"No account named {name!r}.")
     store.update_account(name, disabled=True, actor=actor)
 
 
+def enable_user(store: LabelStore, name: str, *, actor: str = "admin") -> None:
+    """Enable a disabled account again: it signs in with its password as before.
+
+    Raises:
+        StoreError: no such account.
+    """
+    if store.get_rater(name) is None:
+        raise StoreError(f"No account named {name!r}.")
+    store.update_account(name, disabled=False, actor=actor)
+
+
+def current_account(store: LabelStore, name: str) -> Account | None:
+    """The account ``name`` as the store has it now, for a session signed in earlier: ``None``
+    when it is disabled or gone (the session must sign out), else its current role."""
+    rater = store.get_rater(name)
+    if rater is None or rater.disabled:
+        return None
+    return Account(rater.name, rater.role)
+
+
 def authenticate(store: LabelStore, name: str, password: str) -> Account:
     """Check a sign-in; returns the account.
+
+    The attempt is first reserved in the store (counted as failed until the password proves
+    right), atomically with counting the name's earlier failures; a name with
+    ``MAX_FAILED_ATTEMPTS`` failures in the last ``LOCKOUT`` (since its last success) is refused
+    without checking the password. A name with no account (or no password) is checked against a
+    dummy hash, so it is refused in the same time as a wrong password. An empty name or one
+    longer than ``MAX_NAME_LENGTH`` characters is refused before any lookup and leaves no record.
 
     Raises:
         PermissionDenied: wrong name or password (one message for both), disabled account, or
             too many failed attempts (locked for 15 minutes).
     """
     name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise PermissionDenied(_WRONG)
     since = datetime.now(UTC) - LOCKOUT
-    if store.failed_logins_since(name, since) >= MAX_FAILED_ATTEMPTS:
+    attempt = store.begin_login(name, since, MAX_FAILED_ATTEMPTS)
+    if attempt is None:
         raise PermissionDenied(
             f"Too many failed sign-ins for {name}; try again in {LOCKOUT.seconds // 60} minutes."
         )
     rater = store.get_rater(name)
-    stored = store.password_hash(name) if rater else None
-    ok = False
-    if stored:
-        try:
-            ok = _HASHER.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            ok = False
-    store.record_login(name, ok)
+    ok = _verify(store.password_hash(name), password) and rater is not None
+    store.finish_login(attempt, ok)
     if not ok or rater is None:
-        raise PermissionDenied("Wrong name or password.")
+        raise PermissionDenied(_WRONG)
     if rater.disabled:
         raise PermissionDenied(f"The account {name} is disabled; ask an administrator.")
     return Account(rater.name, rater.role)

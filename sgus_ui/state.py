@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from sgus_core.auth import Account, AccountStore, authenticate, session_expired
+from sgus_core.auth import Account, AccountStore, authenticate, current_account, session_expired
 from sgus_core.errors import SgusError
 from sgus_core.imaging import ThumbnailCache
 from sgus_core.settings import Settings, load_settings
@@ -60,15 +60,29 @@ def app_mode() -> str:
 DEMO_ACCOUNT = "demo-rater"
 
 
+SIGNED_OUT_REASON = "signed_out_reason"
+
+
 def signed_in() -> bool:
-    """Whether this session has a live account (always, in demo mode); an expired session is
-    signed out here."""
+    """Whether this session has a live account (always, in demo mode).
+
+    In serve mode the account is read again from the store on every run: an expired session is
+    signed out here, and so is one whose account was disabled or removed (the sign-in page then
+    says so); a changed role replaces the session's at once.
+    """
     if app_mode() == "demo":
         return True
     last_seen = st.session_state.get("last_seen")
-    if "account" in st.session_state and last_seen and not session_expired(last_seen):
-        return True
-    for key in ("account", "last_seen"):
+    account = st.session_state.get("account")
+    if account is not None and last_seen and not session_expired(last_seen):
+        current = current_account(store(), account.name)
+        if current is not None:
+            st.session_state["account"] = current
+            return True
+        st.session_state[SIGNED_OUT_REASON] = (
+            f"You were signed out: the account {account.name} is disabled or no longer exists."
+        )
+    for key in ("account", "last_seen", "rater"):
         st.session_state.pop(key, None)
     return False
 
@@ -94,6 +108,9 @@ def require_account() -> Account:
 def sign_in_page() -> None:
     """The only page of a signed-out session in serve mode."""
     st.title("SGUS Studio")
+    reason = st.session_state.pop(SIGNED_OUT_REASON, None)
+    if reason:
+        st.warning(reason)
     with st.form("sign_in", border=True):
         st.markdown("#### Sign in")
         name = st.text_input("Name", key="sign_in_name")

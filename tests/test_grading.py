@@ -109,6 +109,11 @@ def test_both_designs_are_compared_and_the_better_is_kept(tmp_path):
     probs = grader.predict_grades(x)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
     assert probs.argmax(axis=1).tolist() == [0, 1, 2, 3]
+    from sgus_core.bench.throughput import run_bench
+
+    (row,) = run_bench(tmp_path, names=["g"], seconds=0.2, record=True)["models"]
+    assert row["runtime"] == "numpy" and row["images_per_s"] > 0
+    assert load_model("g", tmp_path).predict_grades(x).shape == (4, 4)  # the record keeps it loadable
 
 
 def test_a_grader_that_cannot_learn_is_warned_about(tmp_path):

@@ -259,3 +259,136 @@ def format_grader(result: dict[str, Any]) -> str:
             f"recall per grade {' '.join(f'{v:.2f}' for v in r['recall_per_grade'])}"
         )
     return "\n".join(lines)
+
+
+GRADER_TRAIN_SEED = 8_100_000  # grader generalisation: training frames of each family
+GRADER_TEST_SEED = 8_200_000  # and its test frames
+
+
+def grader_generalisation(
+    models_dir: Path,
+    *,
+    n_train: int = 150,
+    n_test: int = 60,
+    shipped: Sequence[str] = ("grader-crop",),
+    keep_as: str | None = None,
+    make_default: bool = False,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Leave-one-family-out for the feature grader, beside the shipped graders.
+
+    For each family F: the feature grader is fitted on ``n_train`` frames of each other family
+    (inside their true outlines) and tested on ``n_test`` frames of F read inside the default
+    segmenter's masks, as the app grades an imported frame; the shipped graders and the majority
+    baseline are scored on the same frames. With ``keep_as`` the feature grader fitted on every
+    family (5-fold patient-grouped CV figures on its card, and this table under
+    ``"generalisation"``) is saved into the models folder; ``make_default`` makes it the default
+    grader.
+
+    Returns:
+        ``{"held_out": {family: {"features": {...}, "<shipped>": {...}, "majority_accuracy"}},
+        "worst_held_out": {...}, "kept": name or None}``.
+    """
+    import json
+
+    from sgus_core.inference.features import grade_features
+    from sgus_core.inference.pipeline import grader_input, segment_frames
+    from sgus_core.inference.registry import DEFAULTS_FILE, default_model_names, load_model
+    from sgus_core.synthesis.families import FAMILIES
+    from sgus_core.training.cards import save_grade_run
+    from sgus_core.training.grading import train_grade
+    from sgus_core.training.losses import quadratic_kappa
+
+    segmenter = load_model(default_model_names(models_dir)["segment"], models_dir)
+    graders = {name: load_model(name, models_dir) for name in shipped}
+    training: dict[str, list] = {}
+    tests: dict[str, tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]] = {}
+    for name in FAMILIES:
+        render = family(name)
+        training[name] = _samples([render(GRADER_TRAIN_SEED + i) for i in range(n_train)])
+        frames = [render(GRADER_TEST_SEED + i) for i in range(n_test)]
+        seen = [as_imported(f) for f in frames]
+        crops, masks = [], []
+        for frame, prediction in zip(seen, segment_frames(segmenter, seen), strict=True):
+            crops.append(frame.pixels[frame.fov.slices])
+            masks.append(prediction.mask[frame.fov.slices])
+        x = np.stack([grade_features(c, m) for c, m in zip(crops, masks, strict=True)])
+        inputs = {
+            g: np.stack([grader_input(c, m, model) for c, m in zip(crops, masks, strict=True)])
+            for g, model in graders.items()
+        }
+        tests[name] = (x, inputs, np.array([f.devita for f in frames]))
+        log(f"grader generalisation: {name} prepared")
+
+    def score(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+        return {
+            "kappa": round(quadratic_kappa(truth, predicted), 4),
+            "accuracy": round(float(np.mean(truth == predicted)), 4),
+        }
+
+    from sgus_core.training.feature_grader import fit_feature_model, sample_features
+
+    features = {name: sample_features(s) for name, s in training.items()}
+    held_out: dict[str, dict[str, Any]] = {}
+    for name in FAMILIES:
+        others = [f for f in FAMILIES if f != name]
+        x_fit = np.concatenate([features[f] for f in others])
+        y_fit = np.concatenate([[s.devita for s in training[f]] for f in others])
+        groups = [f"{f}-{s.patient}" for f in others for s in training[f]]
+        model = fit_feature_model(x_fit, y_fit, groups)
+        x, inputs, truth = tests[name]
+        row: dict[str, Any] = {"features": score(truth, model.probabilities(x).argmax(axis=1))}
+        for g, grader in graders.items():
+            row[g] = score(truth, np.asarray(grader.predict_grades(inputs[g])).argmax(axis=1))
+        row["majority_accuracy"] = round(float(np.mean(truth == np.bincount(y_fit).argmax())), 4)
+        held_out[name] = row
+        log(f"grader generalisation: held out {name}: {row}")
+    designs = ["features", *graders]
+    worst = {d: min(held_out[f][d]["kappa"] for f in FAMILIES) for d in designs}
+    result: dict[str, Any] = {
+        "n_train_per_family": n_train,
+        "n_test_per_family": n_test,
+        "masks": "the default segmenter's",
+        "held_out": held_out,
+        "worst_held_out_kappa": worst,
+        "kept": None,
+    }
+    if keep_as:
+        everything = [_with_patient(s, f"{f}-{s.patient}") for f in FAMILIES for s in training[f]]
+        run = train_grade(everything, design="grader_features", folds=5)
+        extra = {
+            "training_data_families": list(FAMILIES),
+            "generalisation": {k: v for k, v in result.items() if k != "kept"},
+        }
+        save_grade_run(run, models_dir, keep_as, card_extra=extra)
+        result["kept"] = keep_as
+        if make_default:
+            path = Path(models_dir) / DEFAULTS_FILE
+            names = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            names["grade"] = keep_as
+            path.write_text(json.dumps(names, indent=2), encoding="utf-8")
+    return result
+
+
+def _with_patient(sample: Any, patient: str) -> Any:
+    """The sample with another patient id (families share the ``clinic-<i>`` names)."""
+    import dataclasses
+
+    return dataclasses.replace(sample, patient=patient)
+
+
+def format_grader_generalisation(result: dict[str, Any]) -> str:
+    """Rows: held-out family; columns: quadratic kappa (accuracy) per grader, the baseline."""
+    designs = list(next(iter(result["held_out"].values())))
+    designs = [d for d in designs if d != "majority_accuracy"]
+    lines = [
+        f"{'held-out family':<16}"
+        + "".join(f"{d + ' kappa (acc)':>26}" for d in designs)
+        + f"{'majority acc':>14}"
+    ]
+    for name, row in result["held_out"].items():
+        cells = "".join(f"{row[d]['kappa']:>17.3f} ({row[d]['accuracy']:.3f})" for d in designs)
+        lines.append(f"{name:<16}{cells}{row['majority_accuracy']:>14.3f}")
+    worst = "".join(f"{result['worst_held_out_kappa'][d]:>17.3f}{'':>9}" for d in designs)
+    lines.append(f"{'worst held-out':<16}{worst}")
+    return "\n".join(lines)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import zlib
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from sgus_core.errors import StoreError
@@ -13,6 +14,20 @@ from sgus_core.store import schema as t
 from sgus_core.store.base import StoreBase, utc_now
 from sgus_core.store.records import Rater
 from sgus_core.vocabulary import ROLES
+
+MAX_NAME_LENGTH = 100
+"""The longest account name that can sign in; sign-in attempts store at most this much of a name."""
+ATTEMPT_RETENTION = timedelta(days=1)
+"""Sign-in attempts older than this are deleted as new ones are recorded."""
+_PRUNE_BATCH = 100  # expired attempt rows deleted per new attempt, at most (oldest first)
+_PG_LOCK_NAME = 7405203  # advisory-lock class: one lock per account name (sign-in attempts)
+_PG_LOCK_PRUNE = 7405204  # advisory-lock class: the one pruner of old attempts
+
+
+def _name_lock_key(name: str) -> int:
+    """A signed 32-bit key for ``name`` (PostgreSQL's two-integer advisory locks)."""
+    key = zlib.crc32(name.encode("utf-8"))
+    return key - (1 << 32) if key >= 1 << 31 else key
 
 
 class AccountArea(StoreBase):
@@ -96,24 +111,94 @@ class AccountArea(StoreBase):
             raise StoreError(f"The rater {name!r} was written but cannot be read back.")
         return found
 
-    def record_login(self, name: str, success: bool) -> None:
-        """Remember a sign-in attempt (for rate limiting)."""
+    def begin_login(self, name: str, since: datetime, limit: int) -> int | None:
+        """Reserve a sign-in attempt for ``name``, or refuse it when the name is locked.
+
+        In one write transaction, serialised per name (SQLite: the store's write lock;
+        PostgreSQL: a transaction-scoped advisory lock on the name), this counts the failed
+        attempts since ``since`` and after the name's last success, and when fewer than
+        ``limit`` records a new attempt as failed. Parallel attempts therefore each see the ones
+        reserved before them, and once ``limit`` failures are on record no further attempt is
+        recorded (nor should it be checked). Also deletes expired attempts (older than
+        :data:`ATTEMPT_RETENTION`), a batch at a time. Names are cut to
+        :data:`MAX_NAME_LENGTH` characters.
+
+        Returns:
+            The id of the new attempt (a failure until :meth:`finish_login` says otherwise), or
+            ``None`` when the name already has ``limit`` failures.
+        """
+        name = name[:MAX_NAME_LENGTH]
         with self.transaction() as conn:
-            conn.execute(insert(t.login_attempts).values(name=name, success=success, at=utc_now()))
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(CAST(:c AS integer), CAST(:k AS integer))"),
+                    {"c": _PG_LOCK_NAME, "k": _name_lock_key(name)},
+                )
+            now = utc_now()
+            self._prune_attempts(conn, now - ATTEMPT_RETENTION, postgres=postgres)
+            if self._failures_since(conn, name, since) >= limit:
+                return None
+            result = conn.execute(insert(t.login_attempts).values(name=name, success=False, at=now))
+            return self._inserted_id(result, "sign-in attempt")
+
+    def finish_login(self, attempt_id: int, success: bool) -> None:
+        """Record the outcome of an attempt reserved by :meth:`begin_login` (it stays a failure
+        unless ``success``)."""
+        if not success:
+            return
+        with self.transaction() as conn:
+            conn.execute(
+                update(t.login_attempts)
+                .where(t.login_attempts.c.id == attempt_id)
+                .values(success=True)
+            )
 
     def failed_logins_since(self, name: str, since: datetime) -> int:
-        """Failed sign-in attempts for ``name`` since ``since`` after its last success."""
+        """Failed sign-in attempts for ``name`` since ``since`` after its last success (attempts
+        still being checked count as failed)."""
         with self.engine.connect() as conn:
-            last_ok = conn.execute(
-                select(func.max(t.login_attempts.c.at)).where(
-                    t.login_attempts.c.name == name, t.login_attempts.c.success.is_(True)
-                )
+            return self._failures_since(conn, name[:MAX_NAME_LENGTH], since)
+
+    @staticmethod
+    def _failures_since(conn: Connection, name: str, since: datetime) -> int:
+        attempts = t.login_attempts
+        last_ok = (
+            select(func.max(attempts.c.id))
+            .where(attempts.c.name == name, attempts.c.success.is_(True))
+            .scalar_subquery()
+        )
+        count: int = conn.execute(
+            select(func.count()).where(
+                attempts.c.name == name,
+                attempts.c.success.is_(False),
+                attempts.c.at > since,
+                attempts.c.id > func.coalesce(last_ok, 0),
+            )
+        ).scalar_one()
+        return count
+
+    @staticmethod
+    def _prune_attempts(conn: Connection, cutoff: datetime, *, postgres: bool) -> None:
+        """Delete up to a batch of the oldest attempts when they are older than ``cutoff``.
+
+        Looks only at the oldest rows by id (a primary-key range), so it costs the same however
+        many attempts are on record. On PostgreSQL one transaction prunes at a time; the others
+        skip it rather than wait.
+        """
+        if postgres:
+            claimed = conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(CAST(:c AS integer), 0)"),
+                {"c": _PG_LOCK_PRUNE},
             ).scalar()
-            start = since if last_ok is None else max(since, last_ok)
-            return conn.execute(
-                select(func.count()).where(
-                    t.login_attempts.c.name == name,
-                    t.login_attempts.c.success.is_(False),
-                    t.login_attempts.c.at > start,
-                )
-            ).scalar_one()
+            if not claimed:
+                return
+        attempts = t.login_attempts
+        oldest = (
+            select(attempts.c.id, attempts.c.at)
+            .order_by(attempts.c.id)
+            .limit(_PRUNE_BATCH)
+            .subquery()
+        )
+        expired = select(oldest.c.id).where(oldest.c.at < cutoff)
+        conn.execute(delete(attempts).where(attempts.c.id.in_(expired)))

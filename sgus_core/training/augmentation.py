@@ -158,7 +158,9 @@ class Batches(keras.utils.PyDataset):
     ``images``: (N, H, W) float32; ``masks``: (N, H, W) bool or None; ``targets``: (N, ...)
     float32 used as y when given (else the masks are); ``weights``: (N,) per-sample weights or
     None. When ``mask_channel`` is True the (augmented) mask is also stacked as a second input
-    channel (the crop grader). The random draws depend only on (seed, epoch, batch index).
+    channel (the crop grader). At least ``min_steps`` batches make an epoch (a small set is
+    then gone through several times, each with new augmentation). The random draws depend only
+    on (seed, epoch, batch index).
     """
 
     def __init__(
@@ -173,20 +175,27 @@ class Batches(keras.utils.PyDataset):
         weights: np.ndarray | None = None,
         mask_channel: bool = False,
         workers: int = 1,
+        min_steps: int = 1,
     ):
         super().__init__(workers=workers, use_multiprocessing=False)
         self.images, self.masks, self.targets, self.weights = images, masks, targets, weights
         self.batch_size, self.seed, self.config = batch_size, seed, config
         self.mask_channel = mask_channel
+        self.min_steps = min_steps
         self.epoch = 0
         self.order = np.random.default_rng([seed, 0]).permutation(len(images))
 
     def __len__(self) -> int:
-        return math.ceil(len(self.images) / self.batch_size)
+        return max(self.min_steps, math.ceil(len(self.images) / self.batch_size))
 
     def __getitem__(self, idx: int):
         rng = np.random.default_rng([self.seed, self.epoch, idx])
-        index = self.order[idx * self.batch_size : (idx + 1) * self.batch_size]
+        if len(self) * self.batch_size > len(self.order):  # a small set, seen several times
+            index = self.order[
+                np.arange(idx * self.batch_size, (idx + 1) * self.batch_size) % len(self.order)
+            ]
+        else:
+            index = self.order[idx * self.batch_size : (idx + 1) * self.batch_size]
         xs, ms = [], []
         for i in index:
             mask = None if self.masks is None else self.masks[i]

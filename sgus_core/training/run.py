@@ -78,6 +78,7 @@ DEFAULT_GRADER = "grader_crop"
 LEARNING_RATE = 1e-3
 FINE_TUNE_LR_FACTOR = 0.1  # fine-tuning continues at a tenth of the rate
 FREEZE_EPOCHS_SHARE = 0.25  # fine-tuning: this share of the epochs with the encoder frozen
+MIN_STEPS_PER_EPOCH = 16  # a segmenter epoch on a handful of outlines still takes 16 batches
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 """``progress(epochs_done, epochs_total, logs)``, called after every epoch."""
@@ -437,11 +438,21 @@ def train_segmenter(
     if takes_prompts(shape):  # a prompted network keeps learning both modes from the outlines
         examples = FrameExamples(shape, augmentation=augmentation or TRAINING_AUGMENTATION)
         batches = FrameBatches(
-            [_as_frame(s) for s in train], examples, batch_size=batch_size, seed=seed
+            [_as_frame(s) for s in train],
+            examples,
+            batch_size=batch_size,
+            seed=seed,
+            min_steps=MIN_STEPS_PER_EPOCH,
         )
     else:
         batches = Batches(
-            x_tr, m_tr, batch_size=batch_size, seed=seed, config=augmentation, workers=workers
+            x_tr,
+            m_tr,
+            batch_size=batch_size,
+            seed=seed,
+            config=augmentation,
+            workers=workers,
+            min_steps=MIN_STEPS_PER_EPOCH,
         )
     monitor = "val_iou" if len(val) else "iou"
     validation = (_net_input(x_va, shape), m_va[..., None].astype(np.float32)) if len(val) else None

@@ -290,9 +290,10 @@ def frame_example(
 
 
 class FrameBatches(keras.utils.PyDataset):
-    """Shuffled batches of examples over labelled frames (each frame once per epoch, a new
-    random draw of its augmentation and prompt every time); batch ``i`` of epoch ``e`` is a pure
-    function of ``(seed, e, i)``."""
+    """Shuffled batches of examples over labelled frames (each frame once per epoch, or more
+    often when ``min_steps`` batches are asked of a small set; a new random draw of its
+    augmentation and prompt every time); batch ``i`` of epoch ``e`` is a pure function of
+    ``(seed, e, i)``."""
 
     def __init__(
         self,
@@ -302,18 +303,24 @@ class FrameBatches(keras.utils.PyDataset):
         batch_size: int,
         seed: int,
         workers: int = 1,
+        min_steps: int = 1,
     ) -> None:
         super().__init__(workers=workers, use_multiprocessing=False)
         self.frames, self.config, self.batch_size, self.seed = frames, config, batch_size, seed
+        self.min_steps = min_steps
         self.epoch = 0
         self.order = np.random.default_rng([seed, 0]).permutation(len(frames))
 
     def __len__(self) -> int:
-        return max(1, -(-len(self.frames) // self.batch_size))
+        return max(self.min_steps, -(-len(self.frames) // self.batch_size))
 
     def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch, idx])
-        index = self.order[idx * self.batch_size : (idx + 1) * self.batch_size]
+        if len(self) * self.batch_size > len(self.order):  # a small set, seen several times
+            slots = np.arange(idx * self.batch_size, (idx + 1) * self.batch_size)
+            index = self.order[slots % len(self.order)]
+        else:
+            index = self.order[idx * self.batch_size : (idx + 1) * self.batch_size]
         pairs = [frame_example(self.frames[i], rng, self.config) for i in index]
         x = np.stack([p[0] for p in pairs])
         y = np.stack([p[1] for p in pairs])[..., None].astype(np.float32)

@@ -5,6 +5,7 @@ in Debian's Chromium (/usr/bin/chromium, installed by the test command; never a 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sgus_core.demo import ensure_demo
-from sgus_core.settings import load_settings
+from sgus_core.settings import REPO_ROOT, load_settings
 from sgus_core.store import LabelStore
 
 CHROMIUM = Path(os.environ.get("SGUS_CHROMIUM", "/usr/bin/chromium"))
@@ -51,13 +52,22 @@ def app_db_url(browser_data):
 
 
 @pytest.fixture(scope="session")
-def app_url(browser_data, app_db_url):
+def app_models(browser_data):
+    """The app's models folder: a copy of the shipped one (the Train page writes into it)."""
+    models = browser_data / "models"
+    shutil.copytree(REPO_ROOT / "models", models, ignore=shutil.ignore_patterns("held-out"))
+    return models
+
+
+@pytest.fixture(scope="session")
+def app_url(browser_data, app_db_url, app_models):
     """URL of a running SGUS Studio on a small demo dataset (two phantom patients)."""
     data_dir = browser_data
     env = {
         **os.environ,
         "SGUS_DATA_DIR": str(data_dir),
         "SGUS_DB_URL": app_db_url,
+        "SGUS_MODELS_DIR": str(app_models),
         "SGUS_APP_MODE": "demo",
     }
     settings = load_settings(env)
