@@ -179,18 +179,30 @@ def current_dataset() -> Dataset | None:
     return store().get_dataset(name) if name else None
 
 
+def _dataset_default(task: str) -> str | None:
+    """The model the Train page made the default of the sidebar's dataset, if any."""
+    from sgus_core.inference.registry import dataset_default
+
+    return dataset_default(settings().models_dir, st.session_state.get("dataset"), task)
+
+
 @st.cache_resource(show_spinner="Loading the model...")
-def _pipeline(models_dir: str, model: str | None):
+def _pipeline(models_dir: str, model: str | None, grader: str | None = None):
     from sgus_core.inference.registry import load_pipeline
 
-    return load_pipeline(Path(models_dir), model)
+    return load_pipeline(Path(models_dir), model, grader)
 
 
 def pipeline(model: str | None = None):
-    """``(segmenter, grader)`` for ``model`` (default: models/default.json), shared by sessions;
-    stops the page with a clear message when no model can be loaded."""
+    """``(segmenter, grader)`` for ``model`` (default: the dataset's own default, else
+    models/default.json), shared by sessions; stops the page with a clear message when no model
+    can be loaded."""
     try:
-        return _pipeline(str(settings().models_dir), model)
+        return _pipeline(
+            str(settings().models_dir),
+            model or _dataset_default("segment"),
+            _dataset_default("grade"),
+        )
     except SgusError as exc:
         st.error(f"The model could not be loaded: {exc}")
         st.stop()
@@ -209,16 +221,19 @@ def _prompted(models_dir: str, model: str | None):
 
 def prompted_segmenter(model: str | None = None):
     """The segmenter that answers box and click prompts (``model`` when it takes them, else the
-    default one), shared by sessions; None when the models folder has none, so pages simply do
-    not offer prompts."""
-    return _prompted(str(settings().models_dir), model)
+    dataset's default segmenter when it does, else the global one), shared by sessions; None
+    when the models folder has none, so pages simply do not offer prompts."""
+    return _prompted(str(settings().models_dir), model or _dataset_default("segment"))
 
 
 def model_names() -> list[str]:
-    """Segmentation models available in the models folder, the default first."""
+    """Segmentation models available in the models folder, the default (the dataset's own,
+    else the global one) first."""
     from sgus_core.inference.registry import models_default_first
 
-    return models_default_first(settings().models_dir, "segment")
+    names = models_default_first(settings().models_dir, "segment")
+    own = _dataset_default("segment")
+    return sorted(names, key=lambda n: n != own) if own in names else names
 
 
 def page_dataset() -> Dataset:

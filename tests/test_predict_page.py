@@ -56,3 +56,21 @@ def test_predicting_the_whole_dataset_stores_predictions(env):
     with LabelStore(env.db_url) as store:
         ds = store.require_dataset("demo")
         assert all(store.latest_prediction(i.id, "tiny") for i in store.list_images(ds.id))
+
+
+def test_a_dataset_default_made_on_the_train_page_comes_first(env):
+    """A model made the default of this dataset (Train page) is what Predict offers first."""
+    import shutil
+
+    from sgus_core.inference.registry import set_dataset_default
+
+    models = env.models_dir
+    shutil.copy(models / "tiny.keras", models / "tiny2.keras")
+    card = json.loads((models / "tiny.json").read_text()) | {"name": "tiny2"}
+    (models / "tiny2.json").write_text(json.dumps(card))
+    set_dataset_default(models, "demo", "segment", "tiny2")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="pred_model").value == "tiny2"
+    assert json.loads((models / "default.json").read_text())["segment"] == "tiny"

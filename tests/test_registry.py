@@ -65,3 +65,30 @@ def test_the_prompted_segmenter_is_the_one_that_takes_prompts(tmp_path):
     (tmp_path / "default.json").write_text(json.dumps({"segment": "plain"}))
     with pytest.raises(ModelError, match=r"No segmenter that takes box .* \(plain does not\)"):
         load_prompted(tmp_path, "plain")
+
+
+def test_dataset_defaults_are_per_dataset_and_checked(tmp_path):
+    """A dataset's own default wins for that dataset only; a model of the wrong task or a
+    missing one is refused, and the global defaults are left as they were."""
+    import json
+
+    import pytest
+
+    from sgus_core.errors import ModelError
+    from sgus_core.inference.registry import (
+        dataset_default,
+        default_model_names,
+        set_dataset_default,
+    )
+
+    (tmp_path / "seg.json").write_text(json.dumps({"task": "segment"}))
+    (tmp_path / "gr.json").write_text(json.dumps({"task": "grade"}))
+    (tmp_path / "default.json").write_text(json.dumps({"segment": "seg"}))
+    set_dataset_default(tmp_path, "clinic-a", "grade", "gr")
+    assert dataset_default(tmp_path, "clinic-a", "grade") == "gr"
+    assert dataset_default(tmp_path, "clinic-b", "grade") is None
+    assert default_model_names(tmp_path) == {"segment": "seg"}
+    with pytest.raises(ModelError, match="not a segment model"):
+        set_dataset_default(tmp_path, "clinic-a", "segment", "gr")
+    with pytest.raises(ModelError, match="No model named"):
+        set_dataset_default(tmp_path, "clinic-a", "segment", "missing")
