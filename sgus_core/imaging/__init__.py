@@ -18,6 +18,7 @@ from sgus_core.imaging.masks import (
 from sgus_core.imaging.readers import (
     DICOM_KEPT_TAGS,
     SUPPORTED_SUFFIXES,
+    check_frame_size,
     file_hash,
     iter_image_files,
     read_frames,
@@ -40,6 +41,7 @@ __all__ = [
     "iter_image_files",
     "make_thumbnail",
     "mask_contour",
+    "check_frame_size",
     "read_frames",
     "read_image",
     "read_mask_file",

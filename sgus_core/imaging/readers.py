@@ -129,6 +129,19 @@ def sniff_format(head: bytes) -> str | None:
 # ---------------------------------------------------------------- sample conversion
 
 
+MIN_SIDE = 16  # pixels: a smaller picture is not an ultrasound frame (and would get a grade)
+
+
+def check_frame_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+    """Refuse one frame (of a video, say) that is smaller than :data:`MIN_SIDE` a side or has
+    more than ``max_pixels`` pixels, from its declared size.
+
+    Raises:
+        ImageReadError: the message names the file and the limit.
+    """
+    _check_size(path, width, height, 1, max_pixels)
+
+
 def _check_size(
     path: Path, width: int, height: int, frames: int, max_pixels: int, total: int | None = None
 ) -> None:
@@ -138,6 +151,11 @@ def _check_size(
     """
     if width <= 0 or height <= 0:
         raise ImageReadError(f"{path.name} declares an empty image ({width} x {height} px).")
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageReadError(
+            f"{path.name} is {width} x {height} px: too small to be an ultrasound frame "
+            f"(at least {MIN_SIDE} x {MIN_SIDE})."
+        )
     total = int(width) * int(height) * max(1, int(frames)) if total is None else int(total)
     if total > max_pixels:
         many = f" x {frames} frames" if frames > 1 else ""

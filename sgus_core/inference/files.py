@@ -19,6 +19,7 @@ import numpy as np
 from sgus_core import imaging
 from sgus_core.errors import ImageReadError, SgusError
 from sgus_core.inference.pipeline import Prediction
+from sgus_core.settings import DEFAULT_MAX_PIXELS
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv")
 
@@ -44,15 +45,26 @@ def _unique(stem: str, used: set[str]) -> str:
     return name
 
 
-def read_video(path: Path) -> Iterator[np.ndarray]:
+def read_video(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[np.ndarray]:
     """Grey frames of a video file (OpenCV's FFmpeg backend).
 
+    Each frame obeys the image limits (``SGUS_MAX_PIXELS``, at least 16 px a side): the size the
+    container declares is checked before any frame is decoded.
+
     Raises:
-        ImageReadError: the file cannot be opened as a video.
+        ImageReadError: the file cannot be opened as a video, or its frames are too large or too
+            small.
     """
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ImageReadError(f"{path.name} cannot be opened as a video.")
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    try:
+        imaging.check_frame_size(path, width, height, max_pixels)
+    except ImageReadError:
+        capture.release()
+        raise
     try:
         while True:
             ok, bgr = capture.read()
@@ -91,7 +103,7 @@ def collect_jobs(
         for file in files:
             try:
                 if file.suffix.lower() in VIDEO_SUFFIXES:
-                    for index, grey in enumerate(read_video(file)):
+                    for index, grey in enumerate(read_video(file, max_pixels=max_pixels)):
                         frame = imaging.Frame(grey, None, imaging.detect_fov(grey), index, {})
                         jobs.append(
                             Job(_unique(f"{file.stem}_{index:05d}", used), frame, file, file)

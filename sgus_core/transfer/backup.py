@@ -12,12 +12,14 @@ import base64
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from sgus_core.errors import StoreError
 from sgus_core.store import LabelStore, current_revision
@@ -109,6 +111,27 @@ def restore_store(
         )
     by_name = {t.name: t for t in metadata.sorted_tables}
     restored = dict.fromkeys(by_name, 0)
+    try:
+        _restore_rows(store, handle, header, by_name, restored, progress)
+    except StoreError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zlib.error, SQLAlchemyError) as exc:
+        raise StoreError(
+            f"{backup} is damaged and was not restored ({type(exc).__name__}: "
+            f"{_first_line(exc)}); nothing was written."
+        ) from exc
+    return restored
+
+
+def _restore_rows(
+    store: LabelStore,
+    handle: Any,
+    header: dict[str, Any],
+    by_name: dict[str, Any],
+    restored: dict[str, int],
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Insert every row of an open backup in one transaction (any failure rolls it all back)."""
     total = sum(header["counts"].values()) or 1
     done = 0
     with handle, store.transaction() as conn:
@@ -142,4 +165,8 @@ def restore_store(
                             f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
                         )
                     )
-    return restored
+
+
+def _first_line(exc: BaseException) -> str:
+    text_ = str(exc).strip()
+    return text_.splitlines()[0][:200] if text_ else "no detail"
