@@ -11,6 +11,7 @@ from sgus_core.store import ImageFilter
 from sgus_core.study.rounds import create_repeat_round
 from sgus_core.vocabulary import GLANDS
 from sgus_ui.state import account_store, page_dataset, require_account, store
+from sgus_ui.text import plain
 from sgus_ui.widgets import records_table
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def repeat_round_form(labels_store: LabelStore, account: Account, rounds: list[S
     except SgusError as exc:
         st.error(str(exc))
     else:
-        st.success(f"Repeat round {new.name!r} created: same images in a new order.")
+        st.success(f"Repeat round {plain(new.name)} created: same images in a new order.")
         st.rerun()
 
 

@@ -23,6 +23,7 @@ from sgus_ui.annotate_panels import (
 )
 from sgus_ui.annotate_state import EditSession, begin_edit, current_queue_position, save_messages
 from sgus_ui.state import account_store, page_dataset, prompted_segmenter, require_account, store
+from sgus_ui.text import plain
 from sgus_ui.training import offer_fine_tune
 from sgus_ui.widgets import stop_on_error
 
@@ -78,7 +79,7 @@ def navigation(
         st.session_state["ann_image_id"] = queue[position + 1]
         st.rerun()
     image = labels_store.get_image(queue[position])
-    top[1].markdown(f"**{image.label}** · {position + 1} of {len(queue)} in the queue")
+    top[1].markdown(f"**{plain(image.label)}** · {position + 1} of {len(queue)} in the queue")
     return image
 
 

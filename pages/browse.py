@@ -13,6 +13,7 @@ from sgus_core.store import SORT_KEYS, ImageFilter
 from sgus_core.vocabulary import GLANDS, SIDES, STATUSES
 from sgus_ui.browse_panels import grades_table, history_table, outline_panel
 from sgus_ui.state import page_dataset, store
+from sgus_ui.text import plain
 from sgus_ui.widgets import thumbnail
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def show_detail(labels_store: LabelStore, image_id: int) -> None:
     except SgusError as exc:
         st.error(str(exc))
         return
-    st.subheader(detail.image.label)
+    st.subheader(plain(detail.image.label))
     left, right = st.columns([3, 2])
     with right:
         shown, fill = outline_panel(detail)
@@ -95,7 +96,7 @@ def grid_cell(labels_store: LabelStore, row: BrowseRow) -> None:
     """One thumbnail with its grade and status, and the button that opens it."""
     thumbnail(labels_store, row, name_in_warning=True)
     grade = "–" if row.devita is None else row.devita
-    st.caption(f"**{row.image.label}** · de Vita {grade} · {row.status or 'todo'}")
+    st.caption(f"**{plain(row.image.label)}** · de Vita {grade} · {row.status or 'todo'}")
     if st.button("Open", key=f"open_{row.image.id}", width="stretch"):
         st.session_state["browse_image_id"] = row.image.id
         st.query_params["image"] = str(row.image.id)
@@ -116,7 +117,7 @@ def show_grid(labels_store: LabelStore, dataset: Dataset) -> None:
         rows, total = labels_store.browse(flt, sort=sort, descending=descending, limit=page_size)
     top = st.columns([1, 3])
     top[0].number_input("Page", 1, pages, key="browse_page")
-    top[1].markdown(f"**{total}** images in *{dataset.name}* · page {page} of {pages}")
+    top[1].markdown(f"**{total}** images in *{plain(dataset.name)}* · page {page} of {pages}")
     if not rows:
         st.info("No image matches these filters.")
         return

@@ -13,6 +13,7 @@ from sgus_core.inference.registry import models_default_first
 from sgus_core.training.jobs import JOBS, RUNNING, TrainRequest
 from sgus_core.training.validation import SMALL_SET
 from sgus_ui.state import page_dataset, require_account, settings, store
+from sgus_ui.text import plain
 from sgus_ui.training import TASKS, curve_chart, finished_card, train_preset
 
 ARCHITECTURES = {
@@ -83,7 +84,7 @@ def request_form(dataset: str, account_name: str) -> None:
     out = right.text_input(
         "Name of the new model", f"{from_model or arch}-{dataset}-{stamp}", key="train_out"
     )
-    st.caption(f"{n} labelled frames of {rater} will be used.")
+    st.caption(f"{n} labelled frames of {plain(rater)} will be used.")
     running = (job := JOBS.current()) is not None and job.state == RUNNING
     if st.button("Start training", type="primary", disabled=running or n < 3, key="train_go"):
         request = TrainRequest(

@@ -17,6 +17,7 @@ from sgus_core.errors import SgusError
 from sgus_core.imaging import ThumbnailCache
 from sgus_core.settings import Settings, load_settings
 from sgus_core.store import Dataset, LabelStore
+from sgus_ui.text import plain
 
 
 @st.cache_resource(show_spinner=False)
@@ -151,7 +152,7 @@ def sidebar() -> None:
                 help="Demo mode: act as any rater. `sgus serve` requires each person to sign in.",
             )
         else:
-            st.markdown(f"Signed in as **{account.name}** ({account.role})")
+            st.markdown(f"Signed in as **{plain(account.name)}** ({account.role})")
             if st.button("Sign out", key="sign_out"):
                 for key in ("account", "last_seen", "rater"):
                     st.session_state.pop(key, None)

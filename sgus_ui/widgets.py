@@ -14,6 +14,7 @@ from sgus_core.errors import SgusError
 from sgus_core.metrics import mask_agreement
 from sgus_core.store import BrowseRow, LabelStore
 from sgus_ui.state import thumbnail_cache
+from sgus_ui.text import plain
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,7 +55,7 @@ def thumbnail(labels_store: LabelStore, row: BrowseRow, *, name_in_warning: bool
     try:
         st.image(str(ensure_thumbnail(labels_store, thumbnail_cache(), row)), width="stretch")
     except SgusError as exc:
-        st.warning(f"{row.image.path}: {exc}" if name_in_warning else str(exc))
+        st.warning(plain(f"{row.image.path}: {exc}" if name_in_warning else str(exc)))
 
 
 def records_table(records: Sequence[Mapping[str, Any]], key: str) -> None:

@@ -216,7 +216,18 @@ def import_folder(
     masks = {r.mask for r in rows.values() if r.mask is not None}
     if labels_csv is not None:
         masks.add(Path(labels_csv).resolve())
-    files = [p for p in imaging.iter_image_files(folder) if p.resolve() not in masks]
+    files = []
+    for path in imaging.iter_image_files(folder):
+        resolved = path.resolve()
+        if not resolved.is_relative_to(folder):  # a link that leads out of the folder
+            report.skipped.append(
+                (
+                    str(path.relative_to(folder)),
+                    "is a link to a file outside the folder; not imported",
+                )
+            )
+        elif resolved not in masks:
+            files.append(path)
     ds = store.ensure_dataset(report.dataset, folder, actor=actor)
     for done, path in enumerate(files, start=1):
         label = rows.get(path.resolve())
