@@ -113,7 +113,10 @@ def test_both_designs_are_compared_and_the_better_is_kept(tmp_path):
 
     (row,) = run_bench(tmp_path, names=["g"], seconds=0.2, record=True)["models"]
     assert row["runtime"] == "numpy" and row["images_per_s"] > 0
-    assert load_model("g", tmp_path).predict_grades(x).shape == (4, 4)  # the record keeps it loadable
+    assert load_model("g", tmp_path).predict_grades(x).shape == (
+        4,
+        4,
+    )  # the record keeps it loadable
 
 
 def test_a_grader_that_cannot_learn_is_warned_about(tmp_path):
@@ -182,3 +185,28 @@ def test_a_prompted_network_fine_tunes_on_outlines(tmp_path):
     assert result.input_shape == (64, 64, 4)
     (mask,) = predict_masks(result.model, [masked[0].image])
     assert mask.shape == masked[0].image.shape
+
+
+def test_a_saved_fine_tuned_network_carries_no_optimizer_state(tmp_path):
+    """A fine-tuned network is saved with its weights only (no Adam moments tripling it)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    masked = [
+        Sample(s.image[:64, :64], s.mask[:64, :64], 0, None, s.patient, s.key)
+        for s in _graded(8)
+    ]
+    base = train_segmenter(
+        masked, arch="unet", input_shape=(64, 64, 1), epochs=1, batch_size=4,
+        model_options={"base_filters": 4, "depth": 2}, val_fraction=0.2, test_fraction=0.0,
+    )  # fmt: skip
+    path, _ = save_model(base, tmp_path, "base")
+    tuned = train_segmenter(
+        masked, from_model=path, epochs=1, batch_size=4, val_fraction=0.2, test_fraction=0.0
+    )
+    weights, _ = save_model(tuned, tmp_path, "tuned", weights_dtype="float32")
+    with zipfile.ZipFile(weights) as z, h5py.File(io.BytesIO(z.read("model.weights.h5"))) as h5:
+        assert "optimizer" not in h5
+    assert load_model("tuned", tmp_path, runtime="keras").input_shape == (64, 64, 1)

@@ -59,23 +59,27 @@ def _preprocessing(result: TrainResult) -> dict[str, Any]:
     }
 
 
-def _float16_keras_file(source: Path, destination: Path) -> None:
-    """Copy a ``.keras`` zip, storing every float32 weight array of its HDF5 part as float16.
+def _clean_keras_file(source: Path, destination: Path, *, half: bool) -> None:
+    """Copy a ``.keras`` zip without any optimizer state (a fine-tuned network carries its
+    optimizer's moments, twice the weights again), storing every float32 weight array of its
+    HDF5 part as float16 when ``half``.
 
     Keras casts the arrays back to the variables' float32 when it loads them, so the file stays
     readable by a plain ``keras.saving.load_model``.
     """
     import h5py
 
-    def copy(src, dst) -> None:
+    def copy(src, dst, top: bool = False) -> None:
         for key, value in src.attrs.items():
             dst.attrs[key] = value
         for key, item in src.items():
+            if top and key == "optimizer":
+                continue
             if isinstance(item, h5py.Group):
                 copy(item, dst.create_group(key))
                 continue
             array = item[()]
-            if isinstance(array, np.ndarray) and array.dtype == np.float32:
+            if half and isinstance(array, np.ndarray) and array.dtype == np.float32:
                 array = array.astype(np.float16)
             out = dst.create_dataset(key, data=array)
             for a, v in item.attrs.items():
@@ -90,7 +94,7 @@ def _float16_keras_file(source: Path, destination: Path) -> None:
             if entry.endswith(".weights.h5"):
                 buffer = io.BytesIO()
                 with h5py.File(io.BytesIO(data), "r") as src, h5py.File(buffer, "w") as dst:
-                    copy(src, dst)
+                    copy(src, dst, top=True)
                 data = buffer.getvalue()
             zout.writestr(entry, data)
 
@@ -149,10 +153,7 @@ def save_model(
             plain = Path(tmp) / "plain.keras"
             clean.save(plain)
             final = Path(tmp) / "final.keras"
-            if half:
-                _float16_keras_file(plain, final)
-            else:
-                final = plain
+            _clean_keras_file(plain, final, half=half)
             os.replace(final, weights_path)
         card = _card(result, name, "float16" if half else "float32", weights_path.stat().st_size)
         card |= card_extra or {}
