@@ -195,8 +195,7 @@ def test_a_saved_fine_tuned_network_carries_no_optimizer_state(tmp_path):
     import h5py
 
     masked = [
-        Sample(s.image[:64, :64], s.mask[:64, :64], 0, None, s.patient, s.key)
-        for s in _graded(8)
+        Sample(s.image[:64, :64], s.mask[:64, :64], 0, None, s.patient, s.key) for s in _graded(8)
     ]
     base = train_segmenter(
         masked, arch="unet", input_shape=(64, 64, 1), epochs=1, batch_size=4,
