@@ -16,10 +16,10 @@ from sgus_core.errors import SgusError
 from sgus_core.inference import segment_frames
 from sgus_core.inference.dataset import predict_dataset
 from sgus_core.inference.pipeline import segment_prompted
-from sgus_core.inference.registry import register
 from sgus_core.study.scoring import DEVITA_GRADES
 from sgus_ui.prompt_box import box_prompt
 from sgus_ui.state import (
+    account_store,
     current_dataset,
     model_names,
     pipeline,
@@ -88,19 +88,28 @@ def dataset_frame(labels_store: LabelStore, dataset: Dataset) -> imaging.Frame:
 
 
 def predict_whole_dataset(labels_store: LabelStore, dataset: Dataset, model: str) -> None:
-    """The expander that runs the model on every frame of the dataset without a prediction."""
+    """The expander that runs the model on every frame of the dataset without a prediction and
+    stores the results under the signed-in account; a viewer is told why she has no button (and
+    the core would refuse her anyway)."""
+    writer = account_store()
     with st.expander(f"Predict the whole dataset *{dataset.name}*"):
+        if not writer.account.can_label:
+            st.info(
+                "Your account can view predictions but not store them: storing the model's "
+                "predictions of a dataset needs a rater or administrator account."
+            )
+            return
         if not st.button("Run on every frame without a prediction", key="pred_all"):
             return
         bar = st.progress(0.0, text="Predicting...")
         try:
-            register(labels_store, settings().models_dir, model)
             done, skipped = predict_dataset(
                 labels_store,
                 dataset.name,
                 settings().models_dir,
                 model=model,
                 progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d} of {t} frames"),
+                writer=writer,
             )
         except SgusError as exc:
             st.error(str(exc))

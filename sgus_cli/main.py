@@ -373,6 +373,33 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """List stored rows that fail the checks new writes get; exit 1 while any is not superseded."""
+    from sgus_core.check import check_store
+
+    with open_store(settings) as store:
+        report = check_store(store)
+    if args.json:
+        print(json.dumps(report.as_json()))
+        return 0 if report.ok else EXIT_FAILURE
+    print(
+        f"checked {report.mask_versions} mask versions, {report.predictions} predictions and "
+        f"{report.status_events} status changes"
+    )
+    for problem in report.problems:
+        print(f"  {problem.line()}")
+    if not report.problems:
+        print("nothing wrong")
+    elif report.ok:
+        print(f"{len(report.problems)} problems, every one already superseded; nothing to do")
+    else:
+        print(
+            f"{len(report.open_problems)} problems to supersede (of {len(report.problems)}); "
+            "nothing was changed, and nothing is ever deleted: a newer version replaces a bad one"
+        )
+    return 0 if report.ok else EXIT_FAILURE
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -496,6 +523,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", help="restore a backup into an empty labels store")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser(
+        "check", help="list stored masks, predictions and statuses that fail today's checks"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("bench", help="float32 peak and each shipped model's throughput")
     p.add_argument("--json", action="store_true")

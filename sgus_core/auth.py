@@ -8,7 +8,9 @@ processes. A refusal takes as long for a name without an account as for a wrong 
 name longer than :data:`MAX_NAME_LENGTH` is refused before anything is looked up or stored.
 
 Permissions are enforced here: pages and scripts write labels through :class:`AccountStore`, which
-refuses a rater's request to write another rater's label whatever the page shows.
+refuses a rater's request to write another rater's label whatever the page shows, a status that
+judges work (:data:`REVIEW_STATUSES`) from anyone but an administrator, a label saved into a study
+round its rater is not in, and any write (predictions included) by a viewer.
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from sgus_core.errors import PermissionDenied, StoreError
-from sgus_core.store import Grade, LabelStore, MaskVersion, Rater, StatusEvent, StudyRound
+from sgus_core.store import (
+    Grade,
+    LabelStore,
+    MaskVersion,
+    PredictionRecord,
+    Rater,
+    StatusEvent,
+    StudyRound,
+)
 from sgus_core.store.accounts import MAX_NAME_LENGTH
-from sgus_core.vocabulary import ROLES
+from sgus_core.vocabulary import ROLES, STATUSES
 
 MIN_PASSWORD_LENGTH = 10
 MAX_FAILED_ATTEMPTS = 5
@@ -33,6 +43,12 @@ LOCKOUT = timedelta(minutes=15)
 SESSION_IDLE_LIMIT = timedelta(hours=8)
 _HASHER = PasswordHasher()
 _WRONG = "Wrong name or password."
+
+RATER_STATUSES: tuple[str, ...] = ("todo", "in progress", "done", "flagged")
+"""Statuses a rater may set on her own work: where it stands, not a judgement of it."""
+
+REVIEW_STATUSES: tuple[str, ...] = tuple(s for s in STATUSES if s not in RATER_STATUSES)
+"""Statuses that judge a rater's work ("accepted", "rejected"): only an administrator sets them."""
 
 
 @dataclass(frozen=True)
@@ -185,8 +201,9 @@ def session_expired(last_seen: datetime, now: datetime | None = None) -> bool:
 class AccountStore:
     """The labels store as seen by one account: every write is checked and audited under it.
 
-    Reads go straight to the store. Writes: a viewer writes nothing; a rater writes only labels
-    under her own name; an admin may also manage datasets, raters and rounds.
+    Reads go straight to the store. Writes: a viewer writes nothing, predictions included; a rater
+    writes only labels under her own name, with :data:`RATER_STATUSES`, and in a round only when
+    she rates it; an admin may also accept or reject anyone's work and manage raters and rounds.
     """
 
     def __init__(self, store: LabelStore, account: Account) -> None:
@@ -194,8 +211,7 @@ class AccountStore:
         self.account = account
 
     def _require_labeller(self, rater: str) -> None:
-        if not self.account.can_label:
-            raise PermissionDenied(f"{self.account.name} may view but not save labels.")
+        self.require_may_write()
         if rater != self.account.name:
             raise PermissionDenied(
                 f"{self.account.name} may save only her own labels, not those of {rater}."
@@ -205,21 +221,73 @@ class AccountStore:
         if not self.account.can_manage:
             raise PermissionDenied(f"Only an administrator may {what}.")
 
+    def _require_round_member(self, image_id: int, rater: str, round_id: int | None) -> None:
+        """Refuse a label saved into a round that ``rater`` does not rate or that lacks the image.
+
+        Raises:
+            StoreError: no round with that id.
+            PermissionDenied: the rater is not one of the round's raters, or the image is not one
+                of its images.
+        """
+        if round_id is None:
+            return
+        study_round = self.store.get_round(int(round_id))
+        if study_round is None:
+            raise StoreError(f"No study round with id {round_id}.")
+        if rater not in study_round.raters:
+            raise PermissionDenied(
+                f"{rater} is not a rater of the round {study_round.name!r}; "
+                "only its raters' labels can be saved in it."
+            )
+        if image_id not in study_round.image_ids:
+            raise PermissionDenied(f"Image {image_id} is not in the round {study_round.name!r}.")
+
+    def require_may_write(self) -> None:
+        """Refuse every write of an account that may only view.
+
+        Raises:
+            PermissionDenied: the account is a viewer.
+        """
+        if not self.account.can_label:
+            raise PermissionDenied(f"{self.account.name} may view but not save labels.")
+
     def save_mask(self, image_id: int, rater: str, png: bytes, **kw: Any) -> MaskVersion:
-        """:meth:`LabelStore.save_mask` for the account's own labels."""
+        """:meth:`LabelStore.save_mask` for the account's own labels (in a round she rates)."""
         self._require_labeller(rater)
+        self._require_round_member(image_id, rater, kw.get("round_id"))
         return self.store.save_mask(image_id, rater, png, actor=self.account.name, **kw)
 
     def save_grade(self, image_id: int, rater: str, **kw: Any) -> Grade:
-        """:meth:`LabelStore.save_grade` for the account's own labels."""
+        """:meth:`LabelStore.save_grade` for the account's own labels (in a round she rates)."""
         self._require_labeller(rater)
+        self._require_round_member(image_id, rater, kw.get("round_id"))
         return self.store.save_grade(image_id, rater, actor=self.account.name, **kw)
 
     def set_status(self, image_id: int, rater: str, status: str, **kw: Any) -> StatusEvent:
-        """:meth:`LabelStore.set_status`; admins may accept or reject anyone's work."""
-        if not (self.account.can_manage and status in ("accepted", "rejected")):
+        """:meth:`LabelStore.set_status`: a rater sets her own work's :data:`RATER_STATUSES`;
+        only an admin sets :data:`REVIEW_STATUSES`, on anyone's work. With a ``round_id`` the
+        work's rater must rate that round and the image be in it.
+
+        Raises:
+            PermissionDenied: a viewer, another rater's work, a judging status from a rater, or a
+                round the rater is not in.
+            StoreError: no round with that id, or a status the store does not know.
+        """
+        if status in REVIEW_STATUSES:
+            self.require_may_write()
+            self._require_admin(f"mark work as {status}")
+        else:
             self._require_labeller(rater)
+        self._require_round_member(image_id, rater, kw.get("round_id"))
         return self.store.set_status(image_id, rater, status, actor=self.account.name, **kw)
+
+    def save_prediction(
+        self, image_id: int, model_name: str, png: bytes, **kw: Any
+    ) -> PredictionRecord:
+        """:meth:`LabelStore.save_prediction` run by this person (not a viewer), audited under her
+        name rather than the model's."""
+        self.require_may_write()
+        return self.store.save_prediction(image_id, model_name, png, actor=self.account.name, **kw)
 
     def create_round(self, *args: Any, **kw: Any) -> StudyRound:
         """:meth:`LabelStore.create_round` (admins only)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sgus_core.auth import (
@@ -14,6 +15,7 @@ from sgus_core.auth import (
     set_password,
 )
 from sgus_core.errors import PermissionDenied, StoreError
+from sgus_core.imaging import encode_mask_png
 from sgus_core.store import NewImage
 
 PASSWORD = "correct horse battery"
@@ -85,7 +87,8 @@ def test_a_rater_cannot_write_another_raters_label(store, tmp_path):
     with pytest.raises(PermissionDenied, match="only her own"):
         ana.save_grade(image_id, "ben", devita=1)
     with pytest.raises(PermissionDenied, match="only her own"):
-        ana.save_mask(image_id, "ben", b"x", area_px=1, source="manual")
+        ana.save_mask(image_id, "ben", encode_mask_png(np.ones((4, 4), bool)), area_px=16,
+                      source="manual")  # fmt: skip
     viewer = AccountStore(store, Account("vic", "viewer"))
     with pytest.raises(PermissionDenied, match="view but not"):
         viewer.save_grade(image_id, "vic", devita=1)

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import gzip
 
+import numpy as np
 import pytest
 
 from sgus_core.errors import StoreError
+from sgus_core.imaging import encode_mask_png
 from sgus_core.store import LabelStore, NewImage
 from sgus_core.transfer.backup import backup_store, restore_store
+
+
+def _mask(area: int) -> bytes:
+    """A real mask PNG of the 4 x 4 px frame of ``_fill`` with its first ``area`` pixels set."""
+    mask = np.zeros(16, bool)
+    mask[:area] = True
+    return encode_mask_png(mask.reshape(4, 4))
+
+
+MASK_1, MASK_2 = _mask(3), _mask(4)
 
 
 def _fill(store, tmp_path):
@@ -17,8 +29,8 @@ def _fill(store, tmp_path):
     image_id, _ = store.add_image(
         ds.id, NewImage(path="a.png", content_hash="h", width=4, height=4, meta={"k": "ü"})
     )
-    v1 = store.save_mask(image_id, "ana", b"\x89PNG\x00\xff", area_px=3, source="manual")
-    store.save_mask(image_id, "ana", b"\x89PNG\x01", area_px=4, source="manual", parent_id=v1.id)
+    v1 = store.save_mask(image_id, "ana", MASK_1, area_px=3, source="manual")
+    store.save_mask(image_id, "ana", MASK_2, area_px=4, source="manual", parent_id=v1.id)
     store.save_grade(image_id, "ana", devita=2, omeract=2, hocevar=[1, 2, 3, 1, 0])
     store.create_round("r", ds.id, [image_id], ["ana"], blind=True)
     return image_id
@@ -31,7 +43,7 @@ def test_backup_then_restore_gives_the_same_store(store, tmp_path):
     with LabelStore(f"sqlite:///{tmp_path / 'restored.db'}") as fresh:
         assert restore_store(fresh, tmp_path / "b.sgus.gz") == counts
         assert fresh.counts() == store.counts()
-        assert [m.png for m in fresh.mask_history(image_id)] == [b"\x89PNG\x00\xff", b"\x89PNG\x01"]
+        assert [m.png for m in fresh.mask_history(image_id)] == [MASK_1, MASK_2]
         assert fresh.mask_history(image_id)[1].parent_id == fresh.mask_history(image_id)[0].id
         assert fresh.latest_grades(image_id)["ana"].hocevar == (1, 2, 3, 1, 0)
         assert fresh.get_image(image_id).meta == {"k": "ü"}

@@ -10,18 +10,31 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
+from sgus_core.imaging import encode_mask_png
 from sgus_core.store import LabelStore, NewImage
 
 SAVER = """
 import sys
+import numpy as np
+from sgus_core.imaging import encode_mask_png
 from sgus_core.store import LabelStore
 store = LabelStore(sys.argv[1])
 for i in range(int(sys.argv[3])):
-    v = store.save_mask(1, sys.argv[2], b"m%d" % i, area_px=i, source="manual")
+    mask = (i % 65536 >> np.arange(16) & 1).astype(bool).reshape(4, 4)
+    v = store.save_mask(1, sys.argv[2], encode_mask_png(mask), area_px=int(mask.sum()),
+                        source="manual")
     print(v.id, flush=True)
 """
+
+
+def _mask(n: int) -> tuple[bytes, int]:
+    """The ``n``-th of the 65,536 distinct masks of the 4 x 4 px test frame (the bits of ``n``),
+    as PNG bytes and its area."""
+    mask = (n % 65536 >> np.arange(16) & 1).astype(bool).reshape(4, 4)
+    return encode_mask_png(mask), int(mask.sum())
 
 
 def _one_image(store, tmp_path, raters=("ana", "ben")):
@@ -43,8 +56,9 @@ def test_many_threads_saving_at_once_keep_every_version(store, tmp_path):
         stale = 0
         for i in range(20):
             parent = store.latest_masks(image_id).get(rater)
+            png, area = _mask(worker * 20 + i)
             v = store.save_mask(
-                image_id, rater, b"%d-%d" % (worker, i), area_px=i, source="manual",
+                image_id, rater, png, area_px=area, source="manual",
                 parent_id=parent.id if parent else None,
             )  # fmt: skip
             stale += v.stale_parent
@@ -61,11 +75,12 @@ def test_many_threads_saving_at_once_keep_every_version(store, tmp_path):
 def test_two_tabs_saving_on_the_same_parent_are_both_kept_and_the_second_is_told(store, tmp_path):
     """A save on a parent that is no longer the newest is kept and marked stale."""
     image_id = _one_image(store, tmp_path)
-    base = store.save_mask(image_id, "ana", b"base", area_px=1, source="manual")
-    tab1 = store.save_mask(image_id, "ana", b"tab1", area_px=1, source="manual", parent_id=base.id)
-    tab2 = store.save_mask(image_id, "ana", b"tab2", area_px=1, source="manual", parent_id=base.id)
+    (base_png, _), (tab1_png, _), (tab2_png, _) = _mask(1), _mask(2), _mask(4)
+    base = store.save_mask(image_id, "ana", base_png, area_px=1, source="manual")
+    tab1 = store.save_mask(image_id, "ana", tab1_png, area_px=1, source="manual", parent_id=base.id)
+    tab2 = store.save_mask(image_id, "ana", tab2_png, area_px=1, source="manual", parent_id=base.id)
     assert not tab1.stale_parent and tab2.stale_parent
-    assert [m.png for m in store.mask_history(image_id)] == [b"base", b"tab1", b"tab2"]
+    assert [m.png for m in store.mask_history(image_id)] == [base_png, tab1_png, tab2_png]
 
 
 @pytest.mark.slow

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sgus_core.errors import PermissionDenied
+from sgus_core.imaging import encode_mask_png
 from sgus_core.store import NewImage
 from sgus_core.study.rounds import (
     create_repeat_round,
@@ -28,8 +30,11 @@ def setup(store, tmp_path):
         for i in range(12)
     ]
     store.register_model("m", task="segment", architecture="unet", path="m.keras", card={})
-    store.save_prediction(ids[0], "m", b"p", area_px=1, grade_probabilities=[0.25, 0.25, 0.3, 0.2])
-    store.save_prediction(ids[1], "m", b"p", area_px=1, grade_probabilities=[0.9, 0.1, 0, 0])
+    one_pixel = np.zeros((8, 8), bool)
+    one_pixel[4, 4] = True
+    png = encode_mask_png(one_pixel)
+    store.save_prediction(ids[0], "m", png, area_px=1, grade_probabilities=[0.25, 0.25, 0.3, 0.2])
+    store.save_prediction(ids[1], "m", png, area_px=1, grade_probabilities=[0.9, 0.1, 0, 0])
     store.save_grade(ids[0], "reference", devita=2)
     return store, ds, ids
 

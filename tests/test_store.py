@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from sqlalchemy import inspect
 
 from sgus_core.errors import StoreError
+from sgus_core.imaging import encode_mask_png
 from sgus_core.store import ImageFilter, LabelStore, NewImage, current_revision, head_revision
 from sgus_core.store.schema import metadata
 
@@ -14,6 +16,14 @@ def _image(n: int, **kw) -> NewImage:
     base = dict(path=f"f{n}.png", content_hash=f"hash{n}", width=40, height=30)
     base.update(kw)
     return NewImage(**base)
+
+
+def _mask(area: int) -> bytes:
+    """A real 1-bit mask PNG of an ``_image`` frame (40 x 30 px) whose first ``area`` pixels are
+    set."""
+    mask = np.zeros(30 * 40, bool)
+    mask[:area] = True
+    return encode_mask_png(mask.reshape(30, 40))
 
 
 def test_migration_from_empty_gives_the_schema(tmp_path):
@@ -81,12 +91,13 @@ def test_mask_versions_are_appended_never_overwritten(store, tmp_path):
     ds = store.ensure_dataset("d", tmp_path)
     store.ensure_rater("ana")
     image_id, _ = store.add_image(ds.id, _image(1))
-    v1 = store.save_mask(image_id, "ana", b"one", area_px=1, source="manual")
-    v2 = store.save_mask(image_id, "ana", b"two", area_px=2, source="manual", parent_id=v1.id)
+    one, two = _mask(1), _mask(2)
+    v1 = store.save_mask(image_id, "ana", one, area_px=1, source="manual")
+    v2 = store.save_mask(image_id, "ana", two, area_px=2, source="manual", parent_id=v1.id)
     history = store.mask_history(image_id)
-    assert [(m.png, m.parent_id) for m in history] == [(b"one", None), (b"two", v1.id)]
+    assert [(m.png, m.parent_id) for m in history] == [(one, None), (two, v1.id)]
     assert store.latest_masks(image_id)["ana"].id == v2.id
-    assert store.get_mask(v1.id).png == b"one"
+    assert store.get_mask(v1.id).png == one
 
 
 def test_mask_parent_must_belong_to_the_same_image(store, tmp_path):
@@ -95,9 +106,9 @@ def test_mask_parent_must_belong_to_the_same_image(store, tmp_path):
     store.ensure_rater("ana")
     a, _ = store.add_image(ds.id, _image(1))
     b, _ = store.add_image(ds.id, _image(2))
-    v = store.save_mask(a, "ana", b"x", area_px=1, source="manual")
+    v = store.save_mask(a, "ana", _mask(1), area_px=1, source="manual")
     with pytest.raises(StoreError, match="not a version"):
-        store.save_mask(b, "ana", b"y", area_px=1, source="manual", parent_id=v.id)
+        store.save_mask(b, "ana", _mask(1), area_px=1, source="manual", parent_id=v.id)
 
 
 def test_grades_keep_history_and_validate(store, tmp_path):
@@ -150,10 +161,10 @@ def test_predictions_need_a_registered_model(store, tmp_path):
     ds = store.ensure_dataset("d", tmp_path)
     image_id, _ = store.add_image(ds.id, _image(1))
     with pytest.raises(StoreError, match="not registered"):
-        store.save_prediction(image_id, "unet", b"m", area_px=3)
+        store.save_prediction(image_id, "unet", _mask(3), area_px=3)
     store.register_model("unet", task="segment", architecture="unet", path="m.keras", card={"a": 1})
     store.save_prediction(
-        image_id, "unet", b"m", area_px=3, grade=2, grade_probabilities=[0, 0, 1, 0]
+        image_id, "unet", _mask(3), area_px=3, grade=2, grade_probabilities=[0, 0, 1, 0]
     )
     pred = store.latest_prediction(image_id)
     assert (pred.model, pred.area_px, pred.grade) == ("unet", 3, 2)
@@ -176,7 +187,7 @@ def test_browse_filters_by_latest_labels(store, tmp_path):
     store.save_grade(ids[0], "ana", devita=1)
     store.save_grade(ids[0], "ana", devita=3)  # supersedes grade 1
     store.save_grade(ids[1], "ben", devita=1)
-    store.save_mask(ids[2], "ana", b"x", area_px=1, source="manual")
+    store.save_mask(ids[2], "ana", _mask(1), area_px=1, source="manual")
     store.set_status(ids[3], "ana", "done")
     rows, total = store.browse(ImageFilter(dataset_id=ds.id, grade=3))
     assert total == 1 and rows[0].image.id == ids[0]

@@ -44,7 +44,7 @@ def build_large_store(work_dir: Path, n_images: int) -> tuple[LabelStore, int]:
     sources = []
     for seed in range(DISTINCT_FRAMES):
         frame = generate_frame(50_000 + seed)
-        path = frames_dir / f"{frame.name}.png"
+        path = frames_dir / f"{seed:02d}_{frame.name}.png"  # names repeat across seeds
         cv2.imwrite(str(path), frame.image)
         sources.append((path.name, frame))
     store = LabelStore(f"sqlite:///{work_dir / 'large.db'}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sgus_core import imaging
 from sgus_core.browse import load_frame
@@ -12,6 +13,9 @@ from sgus_core.errors import SgusError
 from sgus_core.inference.pipeline import segment_frames
 from sgus_core.inference.registry import load_pipeline, register
 from sgus_core.store import LabelStore
+
+if TYPE_CHECKING:
+    from sgus_core.auth import AccountStore
 
 Progress = Callable[[int, int], None]
 
@@ -25,10 +29,22 @@ def predict_dataset(
     only_missing: bool = True,
     batch_size: int = 8,
     progress: Progress | None = None,
+    writer: AccountStore | None = None,
 ) -> tuple[int, list[tuple[str, str]]]:
     """Predict every frame of a dataset (those without a prediction of this model, by default)
     and store the masks, areas and grades; without ``model``, the dataset's default (else the
-    global one). Returns ``(predicted, skipped with reasons)``."""
+    global one). Returns ``(predicted, skipped with reasons)``.
+
+    ``writer`` is the signed-in person a page runs this for: her permissions are checked before
+    anything is loaded or written (a viewer is refused), and each prediction is audited under her
+    name. Without it (``sgus evaluate``, the demo) predictions are stored as actor ``model``.
+
+    Raises:
+        PermissionDenied: ``writer`` may not write (a viewer).
+    """
+    if writer is not None:
+        writer.require_may_write()
+    save = store.save_prediction if writer is None else writer.save_prediction
     segmenter, grader = load_pipeline(models_dir, model, dataset=dataset)
     register(store, models_dir, segmenter)
     ds = store.require_dataset(dataset)
@@ -48,7 +64,7 @@ def predict_dataset(
         for image, pred in zip(
             chunk, segment_frames(segmenter, frames, grader=grader), strict=True
         ):
-            store.save_prediction(
+            save(
                 image.id,
                 segmenter.name,
                 imaging.encode_mask_png(pred.mask),

@@ -11,6 +11,7 @@ from sgus_core.errors import StoreError
 from sgus_core.store import schema as t
 from sgus_core.store.base import StoreBase, utc_now
 from sgus_core.store.records import Grade, MaskVersion, StatusEvent
+from sgus_core.store.validation import require_valid_mask
 from sgus_core.vocabulary import MASK_SOURCES, STATUSES
 
 _L = TypeVar("_L", MaskVersion, Grade)
@@ -52,15 +53,27 @@ class LabelArea(StoreBase):
     ) -> MaskVersion:
         """Append a new mask version; earlier versions stay untouched.
 
+        The PNG must decode, be binary (grey 0/255 or 0/1), have the frame's size, and
+        ``area_px`` must be its number of mask pixels; otherwise nothing is written.
+
         Raises:
-            StoreError: unknown source, image or rater, or a parent of another image.
+            StoreError: unknown source, image or rater, a parent of another image, or a mask that
+                fails those checks (one line saying what is wrong).
         """
-        if source not in MASK_SOURCES:
-            raise StoreError(f"Unknown mask source {source!r}; use one of {MASK_SOURCES}.")
+        self._check_mask(image_id, png, area_px, source)
         with self.transaction() as conn:
             return self._save_mask(
                 conn, image_id, rater, png, area_px, source, parent_id, model_id, round_id, actor
             )
+
+    def _check_mask(self, image_id: int, png: bytes, area_px: int, source: str) -> None:
+        """Refuse an unknown source or a mask that fails :func:`require_valid_mask`; read before
+        the write transaction, so the write lock is not held while the PNG is decoded (a frame's
+        size never changes)."""
+        if source not in MASK_SOURCES:
+            raise StoreError(f"Unknown mask source {source!r}; use one of {MASK_SOURCES}.")
+        with self.engine.connect() as conn:
+            require_valid_mask(conn, image_id, png, area_px, "mask")
 
     def _save_mask(
         self,
@@ -339,10 +352,17 @@ class LabelArea(StoreBase):
         round_id: int | None = None,
         actor: str | None = None,
     ) -> tuple[MaskVersion | None, Grade | None]:
-        """Save a mask and grades of one image atomically (both or neither)."""
+        """Save a mask and grades of one image atomically (both or neither); the mask is checked
+        as :meth:`save_mask` checks it.
+
+        Raises:
+            StoreError: a grade outside 0-3, or a mask :meth:`save_mask` would refuse.
+        """
         for label, value in (("de Vita", devita), ("OMERACT", omeract)):
             if value is not None and value not in (0, 1, 2, 3):
                 raise StoreError(f"{label} grade must be 0, 1, 2 or 3, not {value!r}.")
+        if mask_png is not None:
+            self._check_mask(image_id, mask_png, area_px, source)
         with self.transaction() as conn:
             mask = None
             grade = None

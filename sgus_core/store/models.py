@@ -13,6 +13,7 @@ from sgus_core.errors import StoreError
 from sgus_core.store import schema as t
 from sgus_core.store.base import StoreBase, utc_now
 from sgus_core.store.records import ModelRecord, PredictionRecord
+from sgus_core.store.validation import require_valid_mask
 
 
 class ModelArea(StoreBase):
@@ -87,10 +88,19 @@ class ModelArea(StoreBase):
         grade_probabilities: Sequence[float] | None = None,
         actor: str = "model",
     ) -> PredictionRecord:
-        """Append a model prediction of an image (the model must be registered)."""
+        """Append a model prediction of an image (the model must be registered).
+
+        The mask PNG is checked as :meth:`LabelStore.save_mask` checks a rater's (decodes, binary,
+        the frame's size, ``area_px`` its pixel count); otherwise nothing is written.
+
+        Raises:
+            StoreError: the model is not registered, or the mask fails those checks.
+        """
         model = self.get_model(model_name)
         if model is None:
             raise StoreError(f"Model {model_name!r} is not registered in the labels store.")
+        with self.engine.connect() as conn:  # before the write lock: decoding takes a moment
+            require_valid_mask(conn, image_id, png, area_px, f"prediction by {model_name}")
         now = utc_now()
         probs = [float(p) for p in grade_probabilities] if grade_probabilities is not None else None
         with self.transaction() as conn:
