@@ -66,12 +66,18 @@ def images_per_second(
         if grade and isinstance(model, KerasModel)
         else model.predict_probabilities
     )
-    for _ in range(3):
-        forward(x)
+    return _median_rate(lambda: forward(x), batch=batch, seconds=seconds, warm_up=3)
+
+
+def _median_rate(run: Callable[[], object], *, batch: int, seconds: float, warm_up: int) -> float:
+    """Median images/s of ``run`` (one batch) over ~``seconds`` of timed runs (at least 10),
+    after ``warm_up`` untimed ones."""
+    for _ in range(warm_up):
+        run()
     rates: list[float] = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(rates) < 10:
-        rates.append(batch / _seconds(lambda: forward(x)))
+        rates.append(batch / _seconds(run))
     return statistics.median(rates)
 
 
@@ -88,12 +94,7 @@ def _feature_grader_rate(model: Any, *, batch: int, seconds: float) -> float:
     def forward() -> None:
         model.predict_grades(np.stack([grade_features(image, mask) for _ in range(batch)]))
 
-    forward()
-    rates: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(rates) < 10:
-        rates.append(batch / _seconds(forward))
-    return statistics.median(rates)
+    return _median_rate(forward, batch=batch, seconds=seconds, warm_up=1)
 
 
 def prompt_seconds(model: Any, *, repeats: int = 15) -> float:

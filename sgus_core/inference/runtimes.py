@@ -172,14 +172,29 @@ class FeatureGrader:
     def predict_grades(self, batch: np.ndarray) -> np.ndarray:
         """See :class:`Grader`."""
         a = self._arrays
-        z = (np.asarray(batch, dtype=np.float64) - a["mean"]) / a["scale"]
-        logits = (z @ a["coef"].T + a["intercept"]) / float(a["temperature"])
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
-        out = np.zeros((len(p), 4), dtype=np.float32)
-        out[:, a["classes"].astype(np.int64)] = p
-        return out
+        logits = feature_logits(batch, a["mean"], a["scale"], a["coef"], a["intercept"])
+        return grade_softmax(logits / float(a["temperature"]), a["classes"]).astype(np.float32)
+
+
+def feature_logits(
+    features: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    coef: np.ndarray,
+    intercept: np.ndarray,
+) -> np.ndarray:
+    """(N, K) logits of the feature grader's standardised logistic regression."""
+    return ((np.asarray(features, dtype=np.float64) - mean) / scale) @ coef.T + intercept
+
+
+def grade_softmax(logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """(N, 4) probabilities from (N, K) logits over the grades ``classes`` (0 for the rest)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(shifted)
+    p /= p.sum(axis=1, keepdims=True)
+    out = np.zeros((len(p), 4))
+    out[:, np.asarray(classes, dtype=np.int64)] = p
+    return out
 
 
 def load_keras_model(path: Path) -> Any:

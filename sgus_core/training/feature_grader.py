@@ -20,7 +20,7 @@ import numpy as np
 
 from sgus_core.errors import ModelError
 from sgus_core.inference.features import FEATURE_NAMES, N_FEATURES, grade_features
-from sgus_core.inference.runtimes import FEATURE_DESIGN
+from sgus_core.inference.runtimes import FEATURE_DESIGN, feature_logits, grade_softmax
 from sgus_core.training.data import Sample
 from sgus_core.vocabulary import N_GRADES
 
@@ -51,21 +51,11 @@ class FeatureModel:
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """(N, K) logits of (N, F) features."""
-        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
-        return z @ self.coef.T + self.intercept
+        return feature_logits(features, self.mean, self.scale, self.coef, self.intercept)
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """(N, 4) calibrated grade probabilities (0 for grades absent from training)."""
-        return _four_grades(self.logits(features) / self.temperature, self.classes)
-
-
-def _four_grades(logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(shifted)
-    p /= p.sum(axis=1, keepdims=True)
-    out = np.zeros((len(p), N_GRADES))
-    out[:, np.asarray(classes, dtype=np.int64)] = p
-    return out
+        return grade_softmax(self.logits(features) / self.temperature, self.classes)
 
 
 def sample_features(samples: Sequence[Sample]) -> np.ndarray:
