@@ -204,8 +204,7 @@ def grader_benchmark(
     """
     import dataclasses
 
-    from sgus_core.imaging import Frame, Rect
-    from sgus_core.inference.pipeline import segment_frames
+    from sgus_core.inference.pipeline import segment_crops
     from sgus_core.inference.registry import load_model
     from sgus_core.training.grading import train_grade
 
@@ -221,13 +220,8 @@ def grader_benchmark(
     elif masks == "predicted":
         start = Path(segmenter) if segmenter else held_out_segmenter(models_dir, name)
         model = load_model(start.stem, start.parent, runtime="keras")
-        crops = [
-            Frame(s.image, None, Rect(0, 0, s.image.shape[1], s.image.shape[0])) for s in samples
-        ]
-        predicted = segment_frames(model, crops)
-        samples = [
-            dataclasses.replace(s, mask=p.mask) for s, p in zip(samples, predicted, strict=True)
-        ]
+        predicted = segment_crops(model, [s.image for s in samples])
+        samples = [dataclasses.replace(s, mask=m) for s, m in zip(samples, predicted, strict=True)]
 
     def say(stage: str, done: int, total: int, logs: dict[str, float]) -> None:
         if done == total:

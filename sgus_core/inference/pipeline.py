@@ -117,6 +117,13 @@ def segment_frames(
     return out
 
 
+def segment_crops(segmenter: Segmenter, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Gland masks of field-of-view crops taken whole (training samples are such crops), each
+    at its crop's size."""
+    frames = [Frame(c, None, Rect(0, 0, c.shape[1], c.shape[0])) for c in crops]
+    return [p.mask for p in segment_frames(segmenter, frames)]
+
+
 def _prompted_region_picker(prompt: Prompt) -> Callable[[np.ndarray, int], int | None]:
     """Which connected region a prompt means: the one holding most include clicks, else the one
     with most pixels inside the box (None, so the largest, when none touches the box)."""

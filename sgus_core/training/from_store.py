@@ -89,24 +89,17 @@ def fill_predicted_masks(
     None when there is none, how many were outlined)."""
     import dataclasses
 
-    from sgus_core.imaging import Frame, Rect
-    from sgus_core.inference.pipeline import segment_frames
+    from sgus_core.inference.pipeline import segment_crops
     from sgus_core.inference.registry import load_model
 
     todo = [i for i, s in enumerate(samples) if s.mask is None and getattr(s, target) is not None]
     name = segmenter or default_model_names(models_dir).get("segment")
     if not todo or not name:
         return samples, None, 0
-    model = load_model(name, models_dir)
-    frames = [
-        Frame(
-            samples[i].image, None, Rect(0, 0, samples[i].image.shape[1], samples[i].image.shape[0])
-        )
-        for i in todo
-    ]
+    masks = segment_crops(load_model(name, models_dir), [samples[i].image for i in todo])
     out = list(samples)
-    for i, prediction in zip(todo, segment_frames(model, frames), strict=True):
-        out[i] = dataclasses.replace(samples[i], mask=prediction.mask)
+    for i, mask in zip(todo, masks, strict=True):
+        out[i] = dataclasses.replace(samples[i], mask=mask)
     return out, name, len(todo)
 
 
@@ -255,10 +248,9 @@ def default_on_labels(
     """
     import numpy as np
 
-    from sgus_core.imaging import Frame, Rect
-    from sgus_core.inference.pipeline import grader_input, segment_frames
+    from sgus_core.inference.pipeline import grader_input, segment_crops
     from sgus_core.inference.registry import dataset_default, load_model
-    from sgus_core.metrics import cohen_kappa
+    from sgus_core.metrics import batch_iou_dice, cohen_kappa
 
     name = dataset_default(settings.models_dir, dataset, task) or default_model_names(
         settings.models_dir
@@ -268,14 +260,11 @@ def default_on_labels(
     samples, _ = samples_from_store(store, dataset, rater=rater, max_pixels=settings.max_pixels)
     if task == "segment":
         masked = [s for s in samples if s.mask is not None]
-        model = load_model(name, settings.models_dir)
-        frames = [
-            Frame(s.image, None, Rect(0, 0, s.image.shape[1], s.image.shape[0])) for s in masked
+        predicted = segment_crops(load_model(name, settings.models_dir), [s.image for s in masked])
+        ious = [
+            float(batch_iou_dice(s.mask, mask)[0])
+            for s, mask in zip(masked, predicted, strict=True)
         ]
-        ious = []
-        for s, p in zip(masked, segment_frames(model, frames), strict=True):
-            union = np.logical_or(s.mask, p.mask).sum()
-            ious.append(1.0 if union == 0 else float(np.logical_and(s.mask, p.mask).sum() / union))
         return {"model": name, "n": len(ious), "iou_mean": float(np.mean(ious)) if ious else None}
     graded = [s for s in samples if getattr(s, target) is not None]
     graded, _, _ = fill_predicted_masks(graded, settings.models_dir, target)

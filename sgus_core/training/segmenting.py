@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sgus_core.errors import ModelError
+from sgus_core.metrics import batch_iou_dice
 from sgus_core.training.data import Sample
 from sgus_core.training.run import TrainResult, predict_masks, train_segmenter
 from sgus_core.training.validation import fold_count, grouped_folds, iou_report
@@ -33,11 +34,6 @@ class SegmentRun:
     report: dict[str, Any]
     protocol: dict[str, Any]
     best_epochs: list[int]
-
-
-def _iou(truth: np.ndarray, predicted: np.ndarray) -> float:
-    union = np.logical_or(truth, predicted).sum()
-    return 1.0 if union == 0 else float(np.logical_and(truth, predicted).sum() / union)
 
 
 def _stage(say: StageProgress, stage: str):
@@ -90,7 +86,7 @@ def train_segment(
         best_epochs.append(fit.best_epoch)
         held = [masked[i] for i in te]
         for i, s, predicted in zip(te, held, _predict(fit, held), strict=True):
-            ious[i] = _iou(np.asarray(s.mask, dtype=bool), predicted)
+            ious[i] = float(batch_iou_dice(np.asarray(s.mask, dtype=bool), predicted)[0])
     epochs = max(1, int(np.median(best_epochs)))
     final = options | {"epochs": epochs, "patience": epochs}
     if options.get("from_model") is not None:
