@@ -10,7 +10,7 @@ from sgus_core.errors import SgusError
 from sgus_core.store import ImageFilter
 from sgus_core.study.rounds import create_repeat_round
 from sgus_core.vocabulary import GLANDS
-from sgus_ui.state import account_store, page_dataset, require_account, store
+from sgus_ui.state import account_store, page_dataset, reader_store, require_account
 from sgus_ui.text import plain
 from sgus_ui.widgets import records_table
 
@@ -36,6 +36,7 @@ def rounds_table(rounds: list[StudyRound]) -> None:
             "shuffled": r.shuffled,
             "repeat of": next((p.name for p in rounds if p.id == r.repeat_of), ""),
             "created": r.created_at,
+            "closed": r.closed_at or "open",
         }
         for r in rounds
     ]
@@ -108,6 +109,35 @@ def repeat_round_form(labels_store: LabelStore, account: Account, rounds: list[S
         st.rerun()
 
 
+def close_round_form(rounds: list[StudyRound]) -> None:
+    """The form that closes a round: it takes no more labels, and a blind one stops hiding the
+    other raters' labels and the model from its raters."""
+    open_rounds = [r.name for r in rounds if r.is_open]
+    if not open_rounds:
+        return
+    with st.form("close_round", border=True):
+        st.markdown("#### Close a round")
+        st.caption(
+            "A closed round takes no more labels. Closing a blind round shows its raters the "
+            "other raters' labels and the model on its images."
+        )
+        name = st.selectbox("Round", open_rounds, key="close_round_name")
+        sure = st.checkbox("Every rater has finished this round", key="close_round_sure")
+        close = st.form_submit_button("Close round")
+    if not close:
+        return
+    if not sure:
+        st.warning("Tick the box to confirm that the round's raters have finished.")
+        return
+    try:
+        closed = account_store().close_round(name)
+    except SgusError as exc:
+        st.error(str(exc))
+    else:
+        st.success(f"Round {plain(closed.name)} closed.")
+        st.rerun()
+
+
 def audit_log(labels_store: LabelStore) -> None:
     """The latest entries of the audit log, newest first."""
     st.markdown("#### Audit log (newest first)")
@@ -127,7 +157,7 @@ def audit_log(labels_store: LabelStore) -> None:
 
 def render() -> None:
     """The page: the rounds, the forms for an administrator, the audit log."""
-    labels_store = store()
+    labels_store = reader_store()
     account = require_account()
     st.title("Study admin")
     dataset = page_dataset()
@@ -139,6 +169,7 @@ def render() -> None:
         new_round_form(labels_store, dataset)
         if rounds:
             repeat_round_form(labels_store, account, rounds)
+            close_round_form(rounds)
     audit_log(labels_store)
 
 

@@ -22,7 +22,13 @@ from sgus_ui.annotate_panels import (
     pen_settings,
 )
 from sgus_ui.annotate_state import EditSession, begin_edit, current_queue_position, save_messages
-from sgus_ui.state import account_store, page_dataset, prompted_segmenter, require_account, store
+from sgus_ui.state import (
+    account_store,
+    page_dataset,
+    prompted_segmenter,
+    reader_store,
+    require_account,
+)
 from sgus_ui.text import plain
 from sgus_ui.training import offer_fine_tune
 from sgus_ui.widgets import stop_on_error
@@ -40,7 +46,9 @@ def choose_queue(
     labels_store: LabelStore, dataset: Dataset, account: Account, top: list[DeltaGenerator]
 ) -> tuple[list[int], StudyRound | None]:
     """The image ids to work through (a study round I rate in, or the whole dataset)."""
-    my_rounds = [r for r in labels_store.list_rounds(dataset.id) if account.name in r.raters]
+    my_rounds = [
+        r for r in labels_store.list_rounds(dataset.id) if account.name in r.raters and r.is_open
+    ]
     round_name = top[0].selectbox(
         "Queue", ["(whole dataset)", *[r.name for r in my_rounds]], key="ann_round"
     )
@@ -138,7 +146,7 @@ def save_panel(
 
 def render() -> None:
     """The page: queue and navigation on top, the canvas on the left, grading on the right."""
-    labels_store = store()
+    labels_store = reader_store()
     account = require_account()
     st.title("Annotate")
     dataset = page_dataset()
@@ -158,7 +166,8 @@ def render() -> None:
         option, session = choose_start(
             visible, account.name, image_id, frame.pixels.shape, round_id
         )
-    blind = study_round is not None and study_round.blind  # a blind round hides the model
+    # A blind round hides the model, also when its frame is opened from the whole-dataset queue.
+    blind = (study_round is not None and study_round.blind) or labels_store.hides(image_id)
     segmenter = None if blind else prompted_segmenter()
     with left:
         pen = pen_settings(prompts=segmenter is not None)

@@ -12,7 +12,7 @@ from sgus_core.errors import SgusError
 from sgus_core.store import SORT_KEYS, ImageFilter
 from sgus_core.vocabulary import GLANDS, SIDES, STATUSES
 from sgus_ui.browse_panels import grades_table, history_table, outline_panel
-from sgus_ui.state import page_dataset, store
+from sgus_ui.state import page_dataset, reader_store
 from sgus_ui.text import plain
 from sgus_ui.widgets import thumbnail
 
@@ -129,7 +129,7 @@ def show_grid(labels_store: LabelStore, dataset: Dataset) -> None:
 
 def render() -> None:
     """The detail view of the image chosen (in the session or the URL), else the grid."""
-    labels_store = store()
+    labels_store = reader_store()
     dataset = page_dataset()
     selected = st.session_state.get("browse_image_id")
     if selected is None and st.query_params.get("image", "").isdigit():

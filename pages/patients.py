@@ -9,7 +9,7 @@ import streamlit as st
 from sgus_core.browse import patient_glands
 from sgus_core.store import BrowseRow
 from sgus_core.study.scoring import CAVEAT, GlandScore, patient_totals
-from sgus_ui.state import page_dataset, require_account, store
+from sgus_ui.state import page_dataset, reader_store, require_account
 from sgus_ui.widgets import or_dash, stop_on_error, thumbnail
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def totals_row(totals: PatientTotals) -> None:
 
 def render() -> None:
     """The page: patient and rater, the four glands, then the patient's totals."""
-    labels_store = store()
+    labels_store = reader_store()
     account = require_account()
     st.title("Patients")
     dataset = page_dataset()

@@ -12,11 +12,12 @@ import streamlit as st
 
 from sgus_core import imaging
 from sgus_core.browse import load_frame
-from sgus_core.errors import SgusError
+from sgus_core.errors import PermissionDenied, SgusError
 from sgus_core.inference import segment_frames
 from sgus_core.inference.dataset import predict_dataset
 from sgus_core.inference.pipeline import segment_prompted
 from sgus_core.study.scoring import DEVITA_GRADES
+from sgus_core.study.visibility import require_visible
 from sgus_ui.prompt_box import box_prompt
 from sgus_ui.state import (
     account_store,
@@ -24,8 +25,8 @@ from sgus_ui.state import (
     model_names,
     pipeline,
     prompted_segmenter,
+    reader_store,
     settings,
-    store,
 )
 from sgus_ui.widgets import mask_check, stop_on_error
 
@@ -83,11 +84,16 @@ def dataset_frame(labels_store: LabelStore, dataset: Dataset) -> imaging.Frame:
     chosen = st.selectbox(
         "Frame", images, format_func=lambda i: f"{i.label} ({i.path})", key="pred_image"
     )
+    try:
+        require_visible(labels_store, chosen.id)
+    except PermissionDenied as exc:
+        st.info(str(exc))
+        st.stop()
     with stop_on_error():
         return load_frame(labels_store, chosen)
 
 
-def predict_whole_dataset(labels_store: LabelStore, dataset: Dataset, model: str) -> None:
+def predict_whole_dataset(dataset: Dataset, model: str) -> None:
     """The expander that runs the model on every frame of the dataset without a prediction and
     stores the results under the signed-in account; a viewer is told why she has no button (and
     the core would refuse her anyway)."""
@@ -104,7 +110,7 @@ def predict_whole_dataset(labels_store: LabelStore, dataset: Dataset, model: str
         bar = st.progress(0.0, text="Predicting...")
         try:
             done, skipped = predict_dataset(
-                labels_store,
+                writer.store,  # every stored prediction counts, hidden ones too
                 dataset.name,
                 settings().models_dir,
                 model=model,
@@ -165,7 +171,7 @@ def contour_downloads(prediction: Prediction) -> None:
 
 def render() -> None:
     """The page: model and image on top, the outline on the left, the figures on the right."""
-    labels_store = store()
+    labels_store = reader_store()
     dataset = current_dataset()
     st.title("Predict")
     model, source = choose_model()
@@ -175,7 +181,7 @@ def render() -> None:
         frame, truth = uploaded_frame()
     elif dataset is not None:
         frame = dataset_frame(labels_store, dataset)
-        predict_whole_dataset(labels_store, dataset, model)
+        predict_whole_dataset(dataset, model)
     if frame is None:
         st.stop()
     prompted = prompted_segmenter(model)  # the chosen model when it takes prompts

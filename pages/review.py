@@ -23,7 +23,7 @@ from sgus_core.review.figures import (
 )
 from sgus_core.review.report import build_report
 from sgus_core.vocabulary import GLANDS, SIDES
-from sgus_ui.state import page_dataset, store, thumbnail_data_uri
+from sgus_ui.state import page_dataset, reader_store, thumbnail_data_uri
 
 if TYPE_CHECKING:
     from sgus_core.review.comparisons import Comparison, Source
@@ -167,7 +167,7 @@ def rater_matrices(labels_store: LabelStore, dataset: Dataset, sources: list[Sou
 
 def render() -> None:
     """The page: choices, headline figures, plots, worst cases, downloads, rater matrices."""
-    labels_store = store()
+    labels_store = reader_store()
     st.title("Review")
     dataset = page_dataset()
     sources = require_sources(labels_store, dataset)

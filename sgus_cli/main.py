@@ -23,7 +23,7 @@ from sgus_cli.bench import (
 )
 from sgus_cli.common import StageBars, open_store, progress_bar
 from sgus_core import __version__
-from sgus_core.errors import SgusError
+from sgus_core.errors import SgusError, StoreError
 from sgus_core.settings import Settings, load_settings
 
 EXIT_FAILURE = 1
@@ -55,11 +55,14 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.study.visibility import reader_view
     from sgus_core.transfer import export_dataset
 
     with open_store(settings) as store, progress_bar("export") as progress:
+        if args.reader is not None and store.get_rater(args.reader) is None:
+            raise StoreError(f"No account named {args.reader!r}.")
         path = export_dataset(
-            store,
+            reader_view(store, args.reader),
             args.dataset,
             Path(args.out),
             fmt=args.format,
@@ -369,7 +372,10 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
 
     with open_store(settings) as store, progress_bar("restore") as progress:
         counts = restore_store(store, Path(args.file), progress=progress)
+        fitted = sum(e.action == "fit" and e.actor == "restore" for e in store.audit_log())
     print(f"restored {sum(counts.values())} rows into {settings.db_url}")
+    if fitted:
+        print(f"fitted {fitted} text values (see the audit log)")
     return 0
 
 
@@ -446,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", required=True)
     p.add_argument("--format", choices=("csv", "masks", "coco"), default="masks")
     p.add_argument("--rater", metavar="NAME", help="whose labels (default: the only rater)")
+    p.add_argument(
+        "--as",
+        dest="reader",
+        metavar="NAME",
+        help="export what NAME may see: her open blind rounds hide others' labels and the model",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="segment and grade images, folders or videos")

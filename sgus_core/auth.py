@@ -226,8 +226,8 @@ class AccountStore:
 
         Raises:
             StoreError: no round with that id.
-            PermissionDenied: the rater is not one of the round's raters, or the image is not one
-                of its images.
+            PermissionDenied: the rater is not one of the round's raters, the image is not one
+                of its images, or the round is closed.
         """
         if round_id is None:
             return
@@ -241,6 +241,10 @@ class AccountStore:
             )
         if image_id not in study_round.image_ids:
             raise PermissionDenied(f"Image {image_id} is not in the round {study_round.name!r}.")
+        if not study_round.is_open:
+            raise PermissionDenied(
+                f"The round {study_round.name!r} is closed; it takes no more labels."
+            )
 
     def require_may_write(self) -> None:
         """Refuse every write of an account that may only view.
@@ -293,6 +297,11 @@ class AccountStore:
         """:meth:`LabelStore.create_round` (admins only)."""
         self._require_admin("create study rounds")
         return self.store.create_round(*args, actor=self.account.name, **kw)
+
+    def close_round(self, name_or_id: str | int) -> StudyRound:
+        """:meth:`LabelStore.close_round` (admins only)."""
+        self._require_admin("close study rounds")
+        return self.store.close_round(name_or_id, actor=self.account.name)
 
     def ensure_rater(self, name: str, **kw: Any) -> Rater:
         """:meth:`LabelStore.ensure_rater` (admins only)."""

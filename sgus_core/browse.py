@@ -111,17 +111,13 @@ class ImageDetail:
         return area_px * self.image.spacing_mm**2
 
 
-def image_detail(
-    store: LabelStore, image_id: int, *, hidden_raters: set[str] | None = None
-) -> ImageDetail:
-    """Load an image with each rater's latest mask, the latest prediction and the history.
-
-    ``hidden_raters`` are left out entirely (blind study rounds).
-    """
+def image_detail(store: LabelStore, image_id: int) -> ImageDetail:
+    """Load an image with each rater's latest mask, the latest prediction and the history (as
+    ``store`` lets its reader see them: a :class:`~sgus_core.study.visibility.ReaderStore`
+    applies the blinding of open blind rounds)."""
     image = store.get_image(image_id)
     frame = load_frame(store, image)
-    hidden = hidden_raters or set()
-    masks = [m for m in store.mask_history(image_id) if m.rater not in hidden]
+    masks = store.mask_history(image_id)
     latest: dict[str, MaskVersion] = {m.rater: m for m in masks}
     all_raters = [r.name for r in store.list_raters()]
     overlays = [
@@ -135,7 +131,7 @@ def image_detail(
         for name, version in sorted(latest.items())
     ]
     prediction = store.latest_prediction(image_id)
-    if prediction is not None and "model" not in hidden:
+    if prediction is not None:
         overlays.append(
             Overlay(
                 label=f"model {prediction.model}",
@@ -149,9 +145,9 @@ def image_detail(
         image=image,
         pixels=frame.pixels,
         overlays=overlays,
-        grades=[g for g in store.grade_history(image_id) if g.rater not in hidden],
+        grades=store.grade_history(image_id),
         masks=masks,
-        statuses=[s for s in store.status_history(image_id) if s.rater not in hidden],
+        statuses=store.status_history(image_id),
     )
 
 

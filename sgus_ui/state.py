@@ -17,6 +17,7 @@ from sgus_core.errors import SgusError
 from sgus_core.imaging import ThumbnailCache
 from sgus_core.settings import Settings, load_settings
 from sgus_core.store import Dataset, LabelStore
+from sgus_core.study.visibility import ReaderStore
 from sgus_ui.text import plain
 
 
@@ -127,6 +128,12 @@ def sign_in_page() -> None:
         st.session_state["last_seen"] = datetime.now(UTC)
         st.session_state["rater"] = account.name
         st.rerun()
+
+
+def reader_store() -> ReaderStore:
+    """The store as the signed-in account may read it: the blinding of her open blind rounds
+    applies to every read a page makes through it (see ``sgus_core.study.visibility``)."""
+    return ReaderStore(store(), require_account().name)
 
 
 def account_store() -> AccountStore:

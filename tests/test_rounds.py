@@ -83,8 +83,12 @@ def test_blind_round_hides_model_and_other_raters(setup):
     seen = visible_labels(store, rnd, "ana", ids[0])
     assert seen.prediction is None
     assert [(g.rater, g.devita) for g in seen.grades] == [("ana", 2)]
-    open_view = visible_labels(store, None, "ana", ids[0])
-    assert open_view.prediction is not None and len(open_view.grades) == 4
+    whole_dataset = visible_labels(store, None, "ana", ids[0])  # the round is still open
+    assert whole_dataset.prediction is None
+    assert [(g.rater, g.devita) for g in whole_dataset.grades] == [("ana", 2)]
+    store.close_round("blind")
+    closed = visible_labels(store, None, "ana", ids[0])
+    assert closed.prediction is not None and len(closed.grades) == 4
 
 
 def test_blind_round_refuses_outsiders_and_uncertainty_order(setup):

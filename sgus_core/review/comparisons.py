@@ -16,6 +16,7 @@ import pandas as pd
 
 from sgus_core import imaging, metrics
 from sgus_core.store import ImageRecord, LabelStore
+from sgus_core.study.visibility import shows_round_labels
 from sgus_core.vocabulary import SOURCE_KINDS
 
 KINDS = SOURCE_KINDS
@@ -70,7 +71,9 @@ def available_sources(store: LabelStore, dataset_id: int) -> list[Source]:
             sources.append(Source("rater", rater.name))
     sources += [Source("model", name) for name in store.models_with_predictions(dataset_id)]
     for rnd in store.list_rounds(dataset_id):
-        sources += [Source("round", r, rnd.id) for r in rnd.raters]
+        sources += [
+            Source("round", r, rnd.id) for r in rnd.raters if shows_round_labels(store, rnd, r)
+        ]
     if sum(s.kind == "rater" for s in sources) >= 2:
         sources.append(Source("consensus"))
     return sources

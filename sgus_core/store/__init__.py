@@ -23,6 +23,7 @@ from sgus_core.store.labels import LabelArea
 from sgus_core.store.models import ModelArea
 from sgus_core.store.records import (
     AuditEntry,
+    Blinding,
     BrowseRow,
     Dataset,
     Grade,
@@ -63,6 +64,7 @@ def open_store(url: str | None = None) -> LabelStore:
 __all__ = [
     "SORT_KEYS",
     "AuditEntry",
+    "Blinding",
     "BrowseRow",
     "Dataset",
     "Grade",

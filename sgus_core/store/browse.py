@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Subquery, Table, UnaryExpression, and_, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Subquery,
+    Table,
+    UnaryExpression,
+    and_,
+    func,
+    select,
+)
 
 from sgus_core.errors import StoreError
 from sgus_core.store import schema as t
 from sgus_core.store.base import StoreBase
-from sgus_core.store.records import BrowseRow, ImageFilter
+from sgus_core.store.records import Blinding, BrowseRow, ImageFilter
 
 SORT_KEYS = ("patient", "gland", "side", "grade", "added", "path")
 
@@ -17,14 +26,35 @@ SORT_KEYS = ("patient", "gland", "side", "grade", "added", "path")
 class BrowseArea(StoreBase):
     """Browse queries: one page of images with their latest labels, filtered and sorted."""
 
-    def _latest_per_image(self, table: Table, rater_id: int | None) -> Subquery:
-        """Subquery: the newest row id of ``table`` per image (for one rater, or anyone)."""
+    def _latest_per_image(
+        self, table: Table, rater_id: int | None, hidden: ColumnElement[bool] | None = None
+    ) -> Subquery:
+        """Subquery: the newest row id of ``table`` per image (for one rater, or anyone), leaving
+        out the rows ``hidden`` selects."""
         q = select(table.c.image_id, func.max(table.c.id).label("last_id")).group_by(
             table.c.image_id
         )
         if rater_id is not None:
             q = q.where(table.c.rater_id == rater_id)
+        if hidden is not None:
+            q = q.where(~hidden)
         return q.subquery()
+
+    def _hidden_rows(
+        self, conn: Connection, table: Table, blinding: Blinding | None
+    ) -> ColumnElement[bool] | None:
+        """The rows of a label table that ``blinding`` hides: on its images, everything but the
+        reader's own rows of her blind rounds (every row, for predictions)."""
+        if blinding is None or not blinding.image_ids:
+            return None
+        on_hidden = table.c.image_id.in_(sorted(blinding.image_ids))
+        if "rater_id" not in table.c:
+            return on_hidden
+        own = and_(
+            table.c.rater_id == self._rater_id(conn, blinding.reader),
+            table.c.round_id.in_(sorted(blinding.round_ids)),
+        )
+        return and_(on_hidden, ~own)
 
     def browse(
         self,
@@ -34,8 +64,12 @@ class BrowseArea(StoreBase):
         descending: bool = False,
         offset: int = 0,
         limit: int = 24,
+        blinding: Blinding | None = None,
     ) -> tuple[list[BrowseRow], int]:
         """One page of images matching ``flt`` with their current labels, and the total count.
+
+        With ``blinding``, the labels it hides count as absent: they neither show in a row nor
+        select or order it.
 
         Raises:
             StoreError: unknown sort key or rater.
@@ -46,13 +80,13 @@ class BrowseArea(StoreBase):
             rater_id = None
             if flt.rater:
                 rater_id = self._rater_id(conn, flt.rater)
-            last_grade = self._latest_per_image(t.grades, rater_id)
-            last_status = self._latest_per_image(t.status_events, rater_id)
-            last_mask = self._latest_per_image(t.mask_versions, rater_id)
-            last_pred = (
-                select(t.predictions.c.image_id, func.max(t.predictions.c.id).label("last_id"))
-                .group_by(t.predictions.c.image_id)
-                .subquery()
+            last_grade, last_status, last_mask, last_pred = (
+                self._latest_per_image(
+                    table,
+                    rater_id if table is not t.predictions else None,
+                    self._hidden_rows(conn, table, blinding),
+                )
+                for table in (t.grades, t.status_events, t.mask_versions, t.predictions)
             )
             g = t.grades.alias("g")
             s = t.status_events.alias("s")

@@ -16,10 +16,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, ExceptionContext, create_engine, event
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from sgus_core.errors import StoreError
+from sgus_core.errors import SgusError, StoreError
+from sgus_core.store.schema import WRITING
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 WRITE_OPTION = "sgus_write"
@@ -46,48 +47,67 @@ def make_engine(url: str) -> Engine:
         StoreError: the URL cannot be parsed or its driver is missing.
     """
     try:
-        if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-
-            @event.listens_for(engine, "connect")
-            def _sqlite_pragmas(
-                dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry
-            ) -> None:  # pragma: no cover - trivial
-                # Transactions are begun by SQLAlchemy's "begin" event below, not by pysqlite.
-                dbapi_conn.isolation_level = None
-                cur = dbapi_conn.cursor()
-                # WAL lets readers (Browse pages) go on while a rater saves; NORMAL sync is
-                # crash-safe in WAL mode (a power cut may lose the last commit, never corrupt).
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.execute("PRAGMA busy_timeout=60000")
-                cur.close()
-
-            @event.listens_for(engine, "begin")
-            def _sqlite_begin(conn: Connection) -> None:  # pragma: no cover - trivial
-                # A write transaction takes the write lock up front (BEGIN IMMEDIATE): a deferred
-                # one that reads first and writes later can fail with SQLITE_BUSY at once when
-                # another process wrote in between, without waiting for the busy timeout.
-                immediate = conn.get_execution_options().get(WRITE_OPTION)
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-            return engine
-        return create_engine(url, pool_pre_ping=True)
+        engine = _make_engine(url)
     except Exception as exc:  # sqlalchemy raises several types for bad URLs / missing drivers
         raise StoreError(f"Cannot open the labels store at {url!r}: {exc}") from exc
+
+    @event.listens_for(engine, "handle_error")
+    def _our_errors(context: ExceptionContext) -> BaseException | None:
+        # A value refused by a column type's check (schema.CheckedString) reaches the caller as
+        # that StoreError, not wrapped in SQLAlchemy's StatementError.
+        original = context.original_exception
+        return original if isinstance(original, SgusError) else None
+
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
+    """The engine for ``url``; SQLite gets its pragmas and its write-lock-first begin."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(
+            dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry
+        ) -> None:  # pragma: no cover - trivial
+            # Transactions are begun by SQLAlchemy's "begin" event below, not by pysqlite.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            # WAL lets readers (Browse pages) go on while a rater saves; NORMAL sync is
+            # crash-safe in WAL mode (a power cut may lose the last commit, never corrupt).
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:  # pragma: no cover - trivial
+            # A write transaction takes the write lock up front (BEGIN IMMEDIATE): a deferred
+            # one that reads first and writes later can fail with SQLITE_BUSY at once when
+            # another process wrote in between, without waiting for the busy timeout.
+            immediate = conn.get_execution_options().get(WRITE_OPTION)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
 
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that holds the database's write lock from its start (see ``make_engine``)."""
-    with engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            yield conn
+    """A transaction that holds the database's write lock from its start (see ``make_engine``);
+    the text it binds is checked against the column rules (``schema.TextRules``)."""
+    token = WRITING.set(True)
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+    finally:
+        WRITING.reset(token)
 
 
 def migrate(engine: Engine) -> str:

@@ -137,8 +137,11 @@ class ModelArea(StoreBase):
             now,
         )
 
-    def models_with_predictions(self, dataset_id: int) -> list[str]:
-        """Names of the models that have predictions of images of the dataset."""
+    def models_with_predictions(
+        self, dataset_id: int, *, leave_out: frozenset[int] = frozenset()
+    ) -> list[str]:
+        """Names of the models that have predictions of images of the dataset (other than the
+        images ``leave_out``)."""
         q = (
             select(t.models.c.name)
             .join(t.predictions, t.predictions.c.model_id == t.models.c.id)
@@ -147,6 +150,8 @@ class ModelArea(StoreBase):
             .distinct()
             .order_by(t.models.c.name)
         )
+        if leave_out:
+            q = q.where(t.images.c.id.not_in(sorted(leave_out)))
         with self.engine.connect() as conn:
             return list(conn.execute(q).scalars())
 

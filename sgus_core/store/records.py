@@ -187,6 +187,25 @@ class StudyRound:
     image_ids: tuple[int, ...]
     raters: tuple[str, ...]
     created_at: datetime
+    closed_at: datetime | None = None
+    """When an administrator closed the round (``None``: open). A closed blind round no longer
+    hides other people's labels of its images from its raters."""
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the round still takes labels and, when blind, still hides others' labels."""
+        return self.closed_at is None
+
+
+@dataclass(frozen=True)
+class Blinding:
+    """What a blind reading hides from one reader, as the store's queries need it: on
+    ``image_ids`` (the images of the open blind rounds she rates) she sees only her own labels
+    saved in ``round_ids`` (those rounds) and no model prediction."""
+
+    reader: str
+    image_ids: frozenset[int]
+    round_ids: frozenset[int]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from sgus_core.errors import StoreError
 from sgus_core.store import schema as t
@@ -105,7 +105,32 @@ class RoundArea(StoreBase):
                 image_ids=tuple(image_ids),
                 raters=tuple(raters_),
                 created_at=row.created_at,
+                closed_at=row.closed_at,
             )
+
+    def close_round(self, name_or_id: str | int, *, actor: str = "system") -> StudyRound:
+        """Close a round: it takes no more labels and, when blind, stops hiding other people's
+        labels of its images from its raters. Closing twice is refused.
+
+        Raises:
+            StoreError: no such round, or it is closed already.
+        """
+        found = self.get_round(name_or_id)
+        if found is None:
+            raise StoreError(f"No study round {name_or_id!r}.")
+        if not found.is_open:
+            raise StoreError(f"The round {found.name!r} is closed already.")
+        with self.transaction() as conn:
+            conn.execute(
+                update(t.rounds)
+                .where(t.rounds.c.id == found.id, t.rounds.c.closed_at.is_(None))
+                .values(closed_at=utc_now())
+            )
+            self._audit(conn, actor, "close", "round", found.id, {"name": found.name})
+        closed = self.get_round(found.id)
+        if closed is None:  # only if the row vanished between write and read
+            raise StoreError(f"The study round {found.name!r} was closed but cannot be read back.")
+        return closed
 
     def list_rounds(self, dataset_id: int | None = None) -> list[StudyRound]:
         """Every round (of one dataset), oldest first."""

@@ -7,7 +7,9 @@ ever get new rows. Each schema change ships as a numbered migration under ``migr
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -28,6 +30,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from sgus_core.errors import StoreError
+
 metadata = MetaData()
 
 
@@ -43,12 +47,79 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC) if value is not None else None
 
 
+def text_problem(value: str, max_length: int | None) -> str | None:
+    """Why the store would not keep ``value`` as text, or ``None``: a NUL character (PostgreSQL
+    refuses it) or more than ``max_length`` characters (SQLite would keep them, PostgreSQL not)."""
+    if "\x00" in value:
+        return "contains a NUL character (\\x00)"
+    if max_length is not None and len(value) > max_length:
+        return f"has {len(value):,} characters, more than the {max_length} it may hold"
+    return None
+
+
+def fit_text(value: str, max_length: int | None) -> str:
+    """``value`` made to obey the text rules (for rows written before they held): each NUL
+    character becomes U+FFFD, and a value too long is cut to ``max_length`` characters, its last
+    one an ellipsis."""
+    fitted = value.replace("\x00", "\ufffd")
+    if max_length is not None and len(fitted) > max_length:
+        fitted = fitted[: max_length - 1] + "\u2026"
+    return fitted
+
+
+WRITING: ContextVar[bool] = ContextVar("sgus_store_writing", default=False)
+"""True inside the store's write transactions (``engine.write_transaction`` sets it)."""
+
+
+class TextRules:
+    """Shared by the text column types: every value bound in a write transaction is checked
+    against the same rules on every engine before it reaches the database. A lookup outside one
+    is refused only for a NUL character (PostgreSQL cannot take it even in a query); a lookup by
+    a value too long for its column just finds nothing, as no stored value is that long."""
+
+    what: str
+    max_length: int | None
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, str):
+            problem = text_problem(value, self.max_length if WRITING.get() else None)
+            if problem is not None:
+                raise StoreError(
+                    f"The {self.what} {problem}: the labels store keeps no such value."
+                )
+        return value
+
+
+class CheckedString(TextRules, TypeDecorator[str]):
+    """``VARCHAR(length)`` whose values are checked alike on SQLite and PostgreSQL."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int, what: str) -> None:
+        super().__init__(length)
+        self.what = what
+        self.max_length = length
+
+
+class CheckedText(TextRules, TypeDecorator[str]):
+    """``TEXT`` (no length limit) without NUL characters, on every engine."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+        self.max_length = None
+
+
 datasets = Table(
     "datasets",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(200), nullable=False, unique=True),
-    Column("root_path", Text, nullable=False),
+    Column("name", CheckedString(200, "dataset name"), nullable=False, unique=True),
+    Column("root_path", CheckedText("folder path"), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -56,9 +127,9 @@ raters = Table(
     "raters",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(200), nullable=False, unique=True),
-    Column("role", String(20), nullable=False, server_default="rater"),
-    Column("password_hash", Text),
+    Column("name", CheckedString(200, "account name"), nullable=False, unique=True),
+    Column("role", CheckedString(20, "role"), nullable=False, server_default="rater"),
+    Column("password_hash", CheckedText("password hash")),
     Column("disabled", Boolean, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
 )
@@ -68,14 +139,14 @@ images = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("dataset_id", ForeignKey("datasets.id"), nullable=False),
-    Column("path", Text, nullable=False),
-    Column("content_hash", String(64), nullable=False),
+    Column("path", CheckedText("file path"), nullable=False),
+    Column("content_hash", CheckedString(64, "content hash"), nullable=False),
     Column("frame_index", Integer, nullable=False, server_default="0"),
     Column("width", Integer, nullable=False),
     Column("height", Integer, nullable=False),
-    Column("patient", String(200)),
-    Column("gland", String(20)),
-    Column("side", String(1)),
+    Column("patient", CheckedString(200, "patient id")),
+    Column("gland", CheckedString(20, "gland")),
+    Column("side", CheckedString(1, "side")),
     Column("spacing_mm", Float),
     Column("fov_x", Integer),
     Column("fov_y", Integer),
@@ -91,13 +162,14 @@ rounds = Table(
     "rounds",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(200), nullable=False, unique=True),
+    Column("name", CheckedString(200, "round name"), nullable=False, unique=True),
     Column("dataset_id", ForeignKey("datasets.id"), nullable=False),
     Column("blind", Boolean, nullable=False, server_default="0"),
     Column("shuffled", Boolean, nullable=False, server_default="0"),
     Column("repeat_of", ForeignKey("rounds.id")),
     Column("settings", JSON),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime()),
 )
 
 round_images = Table(
@@ -118,10 +190,10 @@ models = Table(
     "models",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(200), nullable=False, unique=True),
-    Column("task", String(20), nullable=False),
-    Column("architecture", String(100), nullable=False),
-    Column("path", Text, nullable=False),
+    Column("name", CheckedString(200, "model name"), nullable=False, unique=True),
+    Column("task", CheckedString(20, "task"), nullable=False),
+    Column("architecture", CheckedString(100, "architecture"), nullable=False),
+    Column("path", CheckedText("file path"), nullable=False),
     Column("card", JSON),
     Column("created_at", UTCDateTime(), nullable=False),
 )
@@ -133,7 +205,7 @@ mask_versions = Table(
     Column("image_id", ForeignKey("images.id"), nullable=False),
     Column("rater_id", ForeignKey("raters.id"), nullable=False),
     Column("round_id", ForeignKey("rounds.id")),
-    Column("source", String(20), nullable=False),
+    Column("source", CheckedString(20, "mask source"), nullable=False),
     Column("parent_id", ForeignKey("mask_versions.id")),
     Column("model_id", ForeignKey("models.id")),
     Column("png", LargeBinary, nullable=False),
@@ -152,7 +224,7 @@ grades = Table(
     Column("devita", Integer),
     Column("omeract", Integer),
     Column("hocevar", JSON),
-    Column("comment", Text),
+    Column("comment", CheckedText("comment")),
     Column("confidence", Integer),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_grades_image_rater", "image_id", "rater_id", "id"),
@@ -165,8 +237,8 @@ status_events = Table(
     Column("image_id", ForeignKey("images.id"), nullable=False),
     Column("rater_id", ForeignKey("raters.id"), nullable=False),
     Column("round_id", ForeignKey("rounds.id")),
-    Column("status", String(20), nullable=False),
-    Column("reason", Text),
+    Column("status", CheckedString(20, "status"), nullable=False),
+    Column("reason", CheckedText("reason")),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_status_image_rater", "image_id", "rater_id", "id"),
 )
@@ -190,7 +262,7 @@ login_attempts = Table(
     "login_attempts",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(200), nullable=False),
+    Column("name", CheckedString(200, "sign-in name"), nullable=False),
     Column("success", Boolean, nullable=False),
     Column("at", UTCDateTime(), nullable=False),
     Index("ix_login_attempts_name_at", "name", "at"),
@@ -201,9 +273,9 @@ audit_log = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("at", UTCDateTime(), nullable=False),
-    Column("actor", String(200), nullable=False),
-    Column("action", String(50), nullable=False),
-    Column("entity", String(50), nullable=False),
+    Column("actor", CheckedString(200, "actor name"), nullable=False),
+    Column("action", CheckedString(50, "audit action"), nullable=False),
+    Column("entity", CheckedString(50, "audit entity"), nullable=False),
     Column("entity_id", Integer),
     Column("details", JSON),
 )

@@ -1,7 +1,8 @@
 """Study rounds, rater queues and blinding.
 
-Blinding is enforced here, not in a page: in a blind round :func:`visible_labels` returns only the
-asking rater's own labels *of that round* and no model prediction, whatever the caller asks for.
+Blinding is enforced in the core, not in a page: in a blind round :func:`visible_labels` returns
+only the asking rater's own labels *of that round* and no model prediction, whatever the caller
+asks for; every other read follows the rule of :mod:`sgus_core.study.visibility`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from sgus_core.errors import PermissionDenied, StoreError
 from sgus_core.store import Grade, LabelStore, MaskVersion, PredictionRecord, StudyRound
+from sgus_core.study.visibility import reader_view
 from sgus_core.vocabulary import OPEN_STATUSES
 
 QUEUE_ORDERS = ("round", "uncertainty")
@@ -124,21 +126,22 @@ class VisibleLabels:
 def visible_labels(
     store: LabelStore, study_round: StudyRound | None, rater: str, image_id: int
 ) -> VisibleLabels:
-    """What ``rater`` may see of an image: everything outside a round or in an open round; in a
-    blind round only their own labels of that round and no prediction.
+    """What ``rater`` may see of an image while working on it: in a blind round only her own
+    labels *of that round* and no prediction; elsewhere (another round, or the whole dataset)
+    what the blinding rule of :mod:`sgus_core.study.visibility` lets her read.
 
     Raises:
         PermissionDenied: the rater or the image is not part of the round.
     """
+    if study_round is not None:
+        require_member(study_round, rater, image_id)
     if study_round is None or not study_round.blind:
-        if study_round is not None:
-            require_member(study_round, rater, image_id)
+        view = reader_view(store, rater)
         return VisibleLabels(
-            masks=store.mask_history(image_id),
-            grades=store.grade_history(image_id),
-            prediction=store.latest_prediction(image_id),
+            masks=view.mask_history(image_id),
+            grades=view.grade_history(image_id),
+            prediction=view.latest_prediction(image_id),
         )
-    require_member(study_round, rater, image_id)
     return VisibleLabels(
         masks=[m for m in store.mask_history(image_id, rater) if m.round_id == study_round.id],
         grades=[g for g in store.grade_history(image_id, rater) if g.round_id == study_round.id],

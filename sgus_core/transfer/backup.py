@@ -4,6 +4,9 @@ A backup is one gzip-compressed JSON-lines file: a header line (format, schema r
 row counts), then one line per row, table by table in foreign-key order, bytes as base64. It is
 read in one consistent snapshot (one transaction), so a backup taken while raters save is whole.
 Restore goes into an empty store only: it never mixes with or replaces labels already there.
+Text that today's rules refuse (a NUL character, or longer than its column: SQLite kept such
+values before the rules) is made to fit on restore, each change an audit entry with the original
+value, so a backup from either engine restores into either.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sgus_core.errors import StoreError
 from sgus_core.store import LabelStore, current_revision
-from sgus_core.store.schema import metadata
+from sgus_core.store.base import StoreBase
+from sgus_core.store.schema import TextRules, fit_text, metadata, text_problem
 
 FORMAT = "sgus-backup/1"
 
@@ -134,6 +138,7 @@ def _restore_rows(
     """Insert every row of an open backup in one transaction (any failure rolls it all back)."""
     total = sum(header["counts"].values()) or 1
     done = 0
+    fitted: list[dict[str, Any]] = []
     with handle, store.transaction() as conn:
         pending: list[dict[str, Any]] = []
         current: str | None = None  # the table of the rows in ``pending``
@@ -145,7 +150,8 @@ def _restore_rows(
                 if pending and current is not None:
                     conn.execute(insert(by_name[current]), pending)
                 pending, current = [], table_name
-            pending.append({k: _decode(v) for k, v in item["r"].items()})
+            record = {k: _decode(v) for k, v in item["r"].items()}
+            pending.append(_fit_row(by_name[table_name], record, fitted))
             restored[table_name] += 1
             done += 1
             if progress and done % 500 == 0:
@@ -165,6 +171,28 @@ def _restore_rows(
                             f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
                         )
                     )
+        for change in fitted:  # after the ids are set: each change is an audit row of its own
+            StoreBase._audit(conn, "restore", "fit", change.pop("table"), change.pop("id"), change)
+
+
+def _fit_row(table: Any, record: dict[str, Any], fitted: list[dict[str, Any]]) -> dict[str, Any]:
+    """A backed-up row with each text value that breaks today's text rules (a NUL character, or
+    longer than its column; written by SQLite before the rules held) made to fit, and the change
+    with the original value noted in ``fitted``, so that any backup restores into either
+    engine and nothing is lost without a trace."""
+    for column in table.columns:
+        value = record.get(column.name)
+        if not isinstance(value, str) or not isinstance(column.type, TextRules):
+            continue
+        problem = text_problem(value, column.type.max_length)
+        if problem is None:
+            continue
+        record[column.name] = fit_text(value, column.type.max_length)
+        fitted.append(
+            {"table": table.name, "id": record.get("id"), "column": column.name,
+             "problem": problem, "original": value}
+        )  # fmt: skip
+    return record
 
 
 def _first_line(exc: BaseException) -> str:
