@@ -44,13 +44,26 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             rater=args.rater,
             max_pixels=settings.max_pixels,
             blank_outside_fov=args.blank,
+            include_unlisted=args.all_files,
             progress=progress,
         )
     print(report.summary())
     for where, reason in report.skipped:
         print(f"  skipped {where}: {reason}")
+    for where, reason in report.conflicts:
+        print(f"  conflict {where}: {reason}")
     if report.labels_saved:
         print(f"labels saved for {report.labels_saved} images in dataset {report.dataset!r}")
+    if report.metadata_updated:
+        print(
+            f"metadata updated for {report.metadata_updated} images "
+            "(the old values are in the audit log)"
+        )
+    if report.left_out:
+        print(
+            f"left out {report.left_out} image files under DIR that the CSV does not name "
+            "(--all-files imports them too)"
+        )
     return 0
 
 
@@ -430,6 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", metavar="CSV", help="labels CSV (columns: see docs/CLI.md)")
     p.add_argument("--dataset", metavar="NAME", help="dataset name (default: DIR's name)")
     p.add_argument("--rater", metavar="NAME", help='rater of the CSV labels (default "imported")')
+    p.add_argument(
+        "--all-files",
+        action="store_true",
+        help="with --labels, also import the image files under DIR that the CSV does not name",
+    )
     blank = p.add_mutually_exclusive_group()
     blank.add_argument(
         "--blank-outside-fov",

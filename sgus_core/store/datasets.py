@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sgus_core.errors import StoreError
 from sgus_core.store import schema as t
 from sgus_core.store.base import StoreBase, utc_now
 from sgus_core.store.records import Dataset, ImageRecord, NewImage
+
+METADATA_FIELDS = ("patient", "gland", "side", "spacing_mm")
+"""The image fields a later import (with a CSV) may update, each change audited."""
 
 
 class DatasetArea(StoreBase):
@@ -121,6 +125,46 @@ class DatasetArea(StoreBase):
     ) -> tuple[int, bool]:
         """Add one frame; returns ``(image_id, created)`` (see :meth:`add_images`)."""
         return self.add_images(dataset_id, [new_image], actor=actor)[0]
+
+    def update_image_metadata(
+        self, image_id: int, changes: dict[str, Any], *, actor: str = "system"
+    ) -> dict[str, tuple[Any, Any]]:
+        """Set an image's ``patient``, ``gland``, ``side`` or ``spacing_mm`` to new values; the
+        audit log keeps each old value beside the new one (action ``update``), so the image's
+        earlier metadata is never lost. Values equal to the stored ones change nothing.
+
+        Returns:
+            ``{field: (old, new)}`` of what changed (empty when nothing did).
+
+        Raises:
+            StoreError: no such image, or a field that is not one of those four.
+        """
+        unknown = set(changes) - set(METADATA_FIELDS)
+        if unknown:
+            raise StoreError(f"Image metadata has no field {', '.join(sorted(unknown))}.")
+        with self.transaction() as conn:
+            row = conn.execute(select(t.images).where(t.images.c.id == image_id)).first()
+            if row is None:
+                raise StoreError(f"No image with id {image_id}.")
+            changed = {k: (row._mapping[k], v) for k, v in changes.items() if row._mapping[k] != v}
+            if changed:
+                conn.execute(
+                    update(t.images)
+                    .where(t.images.c.id == image_id)
+                    .values({k: new for k, (_, new) in changed.items()})
+                )
+                self._audit(
+                    conn,
+                    actor,
+                    "update",
+                    "image",
+                    image_id,
+                    {
+                        "before": {k: old for k, (old, _) in changed.items()},
+                        "after": {k: new for k, (_, new) in changed.items()},
+                    },
+                )
+        return changed
 
     @staticmethod
     def _find_image_id(

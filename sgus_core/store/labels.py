@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select, text
 
 from sgus_core.errors import StoreError
 from sgus_core.store import schema as t
 from sgus_core.store.base import StoreBase, utc_now
 from sgus_core.store.records import Grade, MaskVersion, StatusEvent
-from sgus_core.store.validation import require_valid_mask
+from sgus_core.store.validation import require_valid_mask, same_mask
 from sgus_core.vocabulary import MASK_SOURCES, STATUSES
 
 _L = TypeVar("_L", MaskVersion, Grade)
+_PG_LOCK_IMAGE_LABELS = 7405205  # advisory-lock class: one lock per image (import's saves)
 
 
 def _mask(row: Any) -> MaskVersion:
@@ -351,9 +352,16 @@ class LabelArea(StoreBase):
         omeract: int | None = None,
         round_id: int | None = None,
         actor: str | None = None,
+        skip_unchanged: bool = False,
     ) -> tuple[MaskVersion | None, Grade | None]:
         """Save a mask and grades of one image atomically (both or neither); the mask is checked
         as :meth:`save_mask` checks it.
+
+        With ``skip_unchanged`` (what an import does) a mask with the same pixels as the rater's
+        newest one, and grades equal to her newest, are not saved again (``None`` in their
+        place). The comparison and the save are one transaction serialised per image (SQLite:
+        the write lock; PostgreSQL: an advisory lock on the image), so several processes
+        importing the same labels at once save them once.
 
         Raises:
             StoreError: a grade outside 0-3, or a mask :meth:`save_mask` would refuse.
@@ -366,6 +374,10 @@ class LabelArea(StoreBase):
         with self.transaction() as conn:
             mask = None
             grade = None
+            if skip_unchanged:
+                mask_png, devita, omeract = self._only_changes(
+                    conn, image_id, rater, mask_png, devita, omeract
+                )
             if mask_png is not None:
                 mask = self._save_mask(
                     conn,
@@ -384,6 +396,45 @@ class LabelArea(StoreBase):
                     conn, image_id, rater, devita, omeract, None, None, None, round_id, actor
                 )
         return mask, grade
+
+    def _only_changes(
+        self,
+        conn: Connection,
+        image_id: int,
+        rater: str,
+        mask_png: bytes | None,
+        devita: int | None,
+        omeract: int | None,
+    ) -> tuple[bytes | None, int | None, int | None]:
+        """The parts of a save that differ from the rater's newest labels, read under a lock on
+        the image held until the transaction ends."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(CAST(:c AS integer), CAST(:k AS integer))"),
+                {"c": _PG_LOCK_IMAGE_LABELS, "k": image_id},
+            )
+        rater_id = self._rater_id(conn, rater)
+        if mask_png is not None:
+            newest = conn.execute(
+                select(t.mask_versions.c.png)
+                .where(
+                    t.mask_versions.c.image_id == image_id, t.mask_versions.c.rater_id == rater_id
+                )
+                .order_by(t.mask_versions.c.id.desc())
+                .limit(1)
+            ).scalar()
+            if newest is not None and same_mask(newest, mask_png):
+                mask_png = None
+        if devita is not None or omeract is not None:
+            latest = conn.execute(
+                select(t.grades.c.devita, t.grades.c.omeract)
+                .where(t.grades.c.image_id == image_id, t.grades.c.rater_id == rater_id)
+                .order_by(t.grades.c.id.desc())
+                .limit(1)
+            ).first()
+            if latest is not None and (latest.devita, latest.omeract) == (devita, omeract):
+                devita = omeract = None
+        return mask_png, devita, omeract
 
     # ------------------------------------------------------------ status
 

@@ -87,6 +87,18 @@ def require_valid_mask(
         raise StoreError(f"The {what} of image {image_id} was not saved: {problem}.")
 
 
+def same_mask(png_a: bytes, png_b: bytes) -> bool:
+    """Whether two mask PNGs hold the same pixels (any encoding of 0/255, 0/1 or 1-bit); a PNG
+    that does not decode is the same only as identical bytes."""
+    if png_a == png_b:
+        return True
+    try:
+        with Image.open(io.BytesIO(png_a)) as a, Image.open(io.BytesIO(png_b)) as b:
+            return bool(np.array_equal(np.asarray(a) > 0, np.asarray(b) > 0))
+    except Exception:  # an old row that does not decode: only identical bytes match it
+        return False
+
+
 # ---------------------------------------------------------------- stored rows, for `sgus check`
 
 

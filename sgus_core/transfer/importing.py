@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sgus_core import imaging
 from sgus_core.errors import ImportRowError, SgusError
 from sgus_core.imaging.privacy import BLANK_KEY, blank_by_default
 from sgus_core.settings import DEFAULT_MAX_PIXELS
-from sgus_core.store import LabelStore, NewImage
+from sgus_core.store import ImageRecord, LabelStore, NewImage
+from sgus_core.store.validation import same_mask
 from sgus_core.vocabulary import GLANDS, SIDES
 
 KNOWN_COLUMNS = (
@@ -49,7 +48,13 @@ class ImportReport:
     imported: int = 0
     already_present: int = 0
     labels_saved: int = 0
+    metadata_updated: int = 0
+    left_out: int = 0
+    """Image files under the folder that the labels CSV does not name (not imported)."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
+    """Files with the same bytes as an image already stored but a CSV row that disagrees with
+    it: reported, never merged."""
 
     def summary(self) -> str:
         """The one-line summary the CLI prints (``imported N, skipped M, already present K``)."""
@@ -193,14 +198,22 @@ def import_folder(
     rater: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     blank_outside_fov: bool | None = None,
+    include_unlisted: bool = False,
     actor: str = "import",
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Add every frame under ``folder`` (and the labels of ``labels_csv``) to a dataset.
+    """Add the frames under ``folder`` (and the labels of ``labels_csv``) to a dataset.
+
+    Without a CSV every frame under the folder is imported; with one, only the frames it names
+    (the other image files are counted in ``left_out``), unless ``include_unlisted``.
 
     Labels of an image already present are saved again only when they differ from that rater's
-    latest ones, so importing the same folder twice changes nothing. ``blank_outside_fov`` blanks
-    burned-in text outside the field of view (default: for DICOM frames only; see ``privacy``).
+    latest ones (atomically, so concurrent imports of one folder save them once), and so is its
+    metadata (patient, gland, side, spacing: updated in place, the old values kept in the audit
+    log); importing the same folder twice changes nothing. A file with the same bytes as an
+    image stored under another path, whose CSV row disagrees with that image's labels or
+    metadata, is a conflict: reported, not merged. ``blank_outside_fov`` blanks burned-in text
+    outside the field of view (default: for DICOM frames only; see ``privacy``).
 
     Raises:
         SgusError: the folder does not exist or the CSV cannot be read at all.
@@ -226,8 +239,14 @@ def import_folder(
                     "is a link to a file outside the folder; not imported",
                 )
             )
-        elif resolved not in masks:
+        elif resolved in masks:
+            continue
+        elif labels_csv is None or include_unlisted or resolved in rows:
             files.append(path)
+        else:
+            report.left_out += 1
+    listed = {p.resolve() for p in files}
+    files += [p for p in rows if p not in listed]  # named by the CSV but not an image by name
     ds = store.ensure_dataset(report.dataset, folder, actor=actor)
     for done, path in enumerate(files, start=1):
         label = rows.get(path.resolve())
@@ -287,42 +306,71 @@ def _import_file(
     results = store.add_images(dataset_id, new, actor=actor)
     report.imported += sum(created for _, created in results)
     report.already_present += sum(not created for _, created in results)
-    if label is None or (mask_png is None and label.devita is None and label.omeract is None):
+    if label is None:
         return
-    store.ensure_rater(label.rater, actor=actor)
     for image_id, created in results:
-        save_mask, save_grade = mask_png, (label.devita, label.omeract)
         if not created:
-            save_mask, save_grade = _changed_labels(store, image_id, label, mask_png)
-        if save_mask is None and save_grade == (None, None):
+            existing = store.get_image(image_id)
+            if existing.path != relative:
+                disagreement = _disagreement(store, existing, label, mask_png)
+                if disagreement:
+                    report.conflicts.append(
+                        (
+                            f"line {label.line}: {relative}",
+                            f"has the same bytes as {existing.path} (image {image_id}) but its "
+                            f"CSV row differs ({disagreement}); not merged. Correct the row "
+                            "of the wrong file, or remove the copy, and import again",
+                        )
+                    )
+                continue
+            if store.update_image_metadata(image_id, _metadata(label), actor=actor):
+                report.metadata_updated += 1
+        if mask_png is None and label.devita is None and label.omeract is None:
             continue
-        store.save_labels(
+        store.ensure_rater(label.rater, actor=actor)
+        saved_mask, saved_grade = store.save_labels(
             image_id,
             label.rater,
-            mask_png=save_mask,
+            mask_png=mask_png,
             area_px=area or 0,
             source="imported",
-            devita=save_grade[0],
-            omeract=save_grade[1],
+            devita=label.devita,
+            omeract=label.omeract,
             actor=actor,
+            skip_unchanged=True,
         )
-        report.labels_saved += 1
+        if saved_mask is not None or saved_grade is not None:
+            report.labels_saved += 1
 
 
-def _changed_labels(
-    store: LabelStore, image_id: int, label: _LabelRow, mask_png: bytes | None
-) -> tuple[bytes | None, tuple[int | None, int | None]]:
-    """What of ``label`` differs from the rater's latest stored labels (None where unchanged)."""
-    mask: bytes | None = None
+def _metadata(label: _LabelRow) -> dict[str, Any]:
+    """The image metadata a CSV row gives (its empty cells give none)."""
+    given = {
+        "patient": label.patient,
+        "gland": label.gland,
+        "side": label.side,
+        "spacing_mm": label.spacing_mm,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _disagreement(
+    store: LabelStore, image: ImageRecord, label: _LabelRow, mask_png: bytes | None
+) -> str:
+    """How a CSV row disagrees with an image stored from another file of the same bytes: its
+    metadata or the row's rater's latest labels ("" when it agrees)."""
+    found = [
+        f"{k} {v!r} vs {getattr(image, k)!r}"
+        for k, v in _metadata(label).items()
+        if getattr(image, k) != v
+    ]
+    grade = store.latest_grades(image.id).get(label.rater)
+    for name, value in (("devita", label.devita), ("omeract", label.omeract)):
+        stored = getattr(grade, name) if grade is not None else None
+        if value is not None and stored != value:
+            found.append(f"{name} {value} vs {stored if stored is not None else 'none'}")
     if mask_png is not None:
-        latest = store.latest_masks(image_id).get(label.rater)
-        same = latest is not None and np.array_equal(
-            imaging.decode_mask_png(latest.png), imaging.decode_mask_png(mask_png)
-        )
-        mask = None if same else mask_png
-    grades: tuple[int | None, int | None] = (None, None)
-    if label.devita is not None or label.omeract is not None:
-        latest_g = store.latest_grades(image_id).get(label.rater)
-        if latest_g is None or (latest_g.devita, latest_g.omeract) != (label.devita, label.omeract):
-            grades = (label.devita, label.omeract)
-    return mask, grades
+        mask = store.latest_masks(image.id).get(label.rater)
+        if mask is None or not same_mask(mask.png, mask_png):
+            found.append("another mask")
+    return "; ".join(found)
