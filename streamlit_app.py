@@ -1,10 +1,14 @@
 """SGUS Studio: the router. Builds the navigation and the shared sidebar, nothing else."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from sgus_ui.state import sidebar, sign_in_page, signed_in
 
-st.set_page_config(page_title="SGUS Studio", page_icon=":material/ecg:", layout="wide")
+# A local icon: a Material or emoji icon would be fetched from a font host (fails offline).
+ICON = str(Path(__file__).parent / "sgus_ui" / "icon.png")
+st.set_page_config(page_title="SGUS Studio", page_icon=ICON, layout="wide")
 
 if not signed_in():  # serve mode: nothing but the sign-in form until someone signs in
     st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:")]).run()

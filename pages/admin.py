@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from sgus_core.errors import SgusError
-from sgus_core.store import ImageFilter
-from sgus_core.study.rounds import create_repeat_round
+from sgus_core.study.rounds import create_repeat_round, sample_round_images
 from sgus_core.vocabulary import GLANDS
 from sgus_ui.state import account_store, page_dataset, reader_store, require_account
 from sgus_ui.text import plain
@@ -16,7 +15,7 @@ from sgus_ui.widgets import records_table
 
 if TYPE_CHECKING:
     from sgus_core.auth import Account
-    from sgus_core.store import Dataset, LabelStore, StudyRound
+    from sgus_core.store import Dataset, ImageRecord, LabelStore, StudyRound
 
 AUDIT_ROWS = 200
 
@@ -44,16 +43,13 @@ def rounds_table(rounds: list[StudyRound]) -> None:
 
 
 def round_images(
-    labels_store: LabelStore, dataset: Dataset, glands: list[str], limit: int
+    dataset_images: list[ImageRecord], glands: list[str], limit: int, seed: int
 ) -> list[int]:
-    """Up to ``limit`` image ids of the dataset, the first added of each chosen gland."""
-    image_ids = []
-    for gland in glands:
-        rows, _ = labels_store.browse(
-            ImageFilter(dataset_id=dataset.id, gland=gland), sort="added", limit=limit
-        )
-        image_ids += [r.image.id for r in rows]
-    return sorted(image_ids)[:limit]
+    """Up to ``limit`` image ids of the chosen glands, a seeded random sample spread over the
+    patients (see ``sample_round_images``)."""
+    every_gland = set(glands) == set(GLANDS)  # then frames of unknown gland too
+    wanted = [i for i in dataset_images if i.gland in glands or (i.gland is None and every_gland)]
+    return sample_round_images(wanted, limit, seed)
 
 
 def new_round_form(labels_store: LabelStore, dataset: Dataset) -> None:
@@ -66,12 +62,17 @@ def new_round_form(labels_store: LabelStore, dataset: Dataset) -> None:
         cols = st.columns(3)
         glands = cols[0].multiselect("Glands", GLANDS, default=list(GLANDS), key="round_glands")
         limit = cols[1].number_input("At most this many images", 1, 100_000, 40, key="round_limit")
+        seed = cols[1].number_input(
+            "Sample seed", 0, 2**31 - 1, 0, key="round_seed",
+            help="The images are a random sample spread over the patients; the same seed "
+            "draws the same sample.",
+        )  # fmt: skip
         blind = cols[2].toggle("Blind (no model, no other raters)", value=True, key="round_blind")
         shuffled = cols[2].toggle("Shuffled order per rater", value=True, key="round_shuffled")
         create = st.form_submit_button("Create round", type="primary")
     if not create:
         return
-    image_ids = round_images(labels_store, dataset, glands, int(limit))
+    image_ids = round_images(labels_store.list_images(dataset.id), glands, int(limit), int(seed))
     try:
         new = account_store().create_round(
             name.strip(), dataset.id, image_ids, chosen, blind=blind, shuffled=shuffled

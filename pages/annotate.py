@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,7 +14,9 @@ from sgus_core.browse import load_frame
 from sgus_core.errors import SgusError
 from sgus_core.study.rounds import prediction_uncertainty, rater_queue, visible_labels
 from sgus_core.study.scoring import CAVEAT
+from sgus_core.vocabulary import OPEN_STATUSES
 from sgus_ui.annotate_panels import (
+    PEN_BACK_TO_ADD,
     Grading,
     answer_prompt,
     area_caption,
@@ -21,7 +25,13 @@ from sgus_ui.annotate_panels import (
     mask_operations,
     pen_settings,
 )
-from sgus_ui.annotate_state import EditSession, begin_edit, current_queue_position, save_messages
+from sgus_ui.annotate_state import (
+    EditSession,
+    Reading,
+    begin_edit,
+    current_queue_position,
+    save_messages,
+)
 from sgus_ui.state import (
     account_store,
     page_dataset,
@@ -36,16 +46,40 @@ from sgus_ui.widgets import stop_on_error
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
 
-    from sgus_core.annotate.saving import StartOption
+    from sgus_core.annotate.saving import SaveOutcome, StartOption
     from sgus_core.auth import Account
     from sgus_core.store import Dataset, ImageRecord, LabelStore, StudyRound
     from sgus_core.study.rounds import VisibleLabels
 
 
+@dataclass(frozen=True)
+class Queue:
+    """The frames to work through and where the reader stands in them."""
+
+    ids: list[int]
+    study_round: StudyRound | None
+    done: int
+    total: int
+    open_ids: frozenset[int] = frozenset()
+    """The frames not done yet."""
+    hides_done: bool = True
+    """A frame marked done leaves the queue (a round, or the dataset with "Skip done" on)."""
+
+    def after_leaving(self, image_id: int) -> int | None:
+        """The frame to show once ``image_id`` leaves the queue: the next one, else the one
+        before (``None`` when it was the last)."""
+        rest = [i for i in self.ids if i != image_id]
+        if not rest:
+            return None
+        position = self.ids.index(image_id) if image_id in self.ids else 0
+        return rest[min(position, len(rest) - 1)]
+
+
 def choose_queue(
     labels_store: LabelStore, dataset: Dataset, account: Account, top: list[DeltaGenerator]
-) -> tuple[list[int], StudyRound | None]:
-    """The image ids to work through (a study round I rate in, or the whole dataset)."""
+) -> Queue:
+    """The frames to work through: a study round I rate in, or the whole dataset (optionally
+    without the frames I have done), with the done and remaining counts."""
     my_rounds = [
         r for r in labels_store.list_rounds(dataset.id) if account.name in r.raters and r.is_open
     ]
@@ -54,7 +88,13 @@ def choose_queue(
     )
     study_round = next((r for r in my_rounds if r.name == round_name), None)
     if study_round is None:
-        return [i.id for i in labels_store.list_images(dataset.id)], None
+        every = [i.id for i in labels_store.list_images(dataset.id)]
+        statuses = labels_store.latest_statuses(account.name, None)
+        done = {i for i in every if statuses.get(i, "todo") not in OPEN_STATUSES}
+        skip = top[0].toggle("Skip done", key="ann_skip_done", help="Hide the frames you have done")
+        ids = [i for i in every if i not in done] if skip else every
+        still_open = frozenset(every) - done
+        return Queue(ids, None, len(done), len(every), still_open, hides_done=skip)
     order, scores = "round", None
     if study_round.blind:
         top[1].caption("Blind round: the model and other raters are hidden.")
@@ -65,58 +105,80 @@ def choose_queue(
             for i in study_round.image_ids
         }
     items = rater_queue(labels_store, study_round, account.name, order=order, uncertainty=scores)
-    return [q.image_id for q in items], study_round
+    total = len(study_round.image_ids)
+    ids = [q.image_id for q in items]
+    return Queue(ids, study_round, total - len(items), total, frozenset(ids))
 
 
-def navigation(
-    labels_store: LabelStore, queue: list[int], top: list[DeltaGenerator]
-) -> ImageRecord:
+def go_to(image_id: int) -> None:
+    """Show another frame next run, the pen back on "add" (an eraser left on surprises)."""
+    st.session_state["ann_image_id"] = image_id
+    st.session_state[PEN_BACK_TO_ADD] = True
+
+
+def navigation(labels_store: LabelStore, queue: Queue, top: list[DeltaGenerator]) -> ImageRecord:
     """Previous and Next buttons and the place in the queue; returns the image shown."""
-    if not queue:
-        st.success("Your queue is empty: every image of this round is done.")
+    ids = queue.ids
+    if not ids:
+        last_save_message()
+        where = "this round" if queue.study_round else "this dataset"
+        st.success(f"Your queue is empty: every frame of {where} is done ({queue.done}).")
         st.stop()
-    position = current_queue_position(queue)
+    position = current_queue_position(ids)
     if top[2].button(
         "Previous", key="ann_prev", shortcut="p", disabled=position == 0, width="stretch"
     ):
-        st.session_state["ann_image_id"] = queue[position - 1]
+        go_to(ids[position - 1])
         st.rerun()
     if top[3].button(
-        "Next", key="ann_next", shortcut="n", disabled=position >= len(queue) - 1, width="stretch"
+        "Next", key="ann_next", shortcut="n", disabled=position >= len(ids) - 1, width="stretch"
     ):
-        st.session_state["ann_image_id"] = queue[position + 1]
+        go_to(ids[position + 1])
         st.rerun()
-    image = labels_store.get_image(queue[position])
-    top[1].markdown(f"**{plain(image.label)}** · {position + 1} of {len(queue)} in the queue")
+    image = labels_store.get_image(ids[position])
+    top[1].markdown(f"**{plain(image.label)}** · {position + 1} of {len(ids)} in the queue")
+    top[1].caption(f"{queue.done} done · {queue.total - queue.done} to do")
     return image
 
 
 def choose_start(
-    visible: VisibleLabels, rater: str, image_id: int, shape: tuple[int, ...], round_id: int | None
+    visible: VisibleLabels, reading: Reading, shape: tuple[int, ...]
 ) -> tuple[StartOption, EditSession]:
-    """Where the edit starts; a fresh start when the image, the choice or the queue changes."""
-    options = start_options(visible, rater)
-    choice = st.selectbox("Start from", [o.label for o in options], key=f"ann_start_{image_id}")
+    """Where the edit starts; a fresh start when the reading or the choice changes."""
+    options = start_options(visible, reading.rater)
+    labels = [o.label for o in options]
+    key = f"ann_start_{reading.key}"
+    if st.session_state.get(key) not in labels:  # kept from before, but no longer offered
+        st.session_state.pop(key, None)
+    choice = st.selectbox("Start from", labels, key=key)
     option = next(o for o in options if o.label == choice)
-    return option, begin_edit(image_id, option, lambda: start_mask(option, shape), round_id)
+    return option, begin_edit(reading, option, lambda: start_mask(option, shape))
 
 
 def save_panel(
-    image_id: int,
+    image: ImageRecord,
     account: Account,
     session: EditSession,
     option: StartOption,
-    study_round: StudyRound | None,
+    queue: Queue,
     current: np.ndarray,
     grading: Grading,
 ) -> None:
-    """The Save button and the messages of the last save."""
-    if st.button("Save", key="ann_save", type="primary", shortcut="ctrl+s", width="stretch"):
+    """Save (and, outside rounds, Save & next), then a confirmation that names the frame and
+    what remains; a frame that leaves the round's queue hands its place to the next one."""
+    cols = st.columns(2 if queue.study_round is None else 1)
+    save = cols[0].button("Save", key="ann_save", type="primary", shortcut="ctrl+s",
+                          width="stretch")  # fmt: skip
+    save_next = queue.study_round is None and cols[1].button(
+        "Save & next", key="ann_save_next", shortcut="ctrl+enter", width="stretch"
+    )
+    if save or save_next:
         flag = grading.flag.strip()
+        study_round = queue.study_round
         try:
             outcome = save_annotation(
                 account_store(),
-                image_id,
+                image.id,
                 account.name,
                 current,
                 start_kind=option.kind,
@@ -135,13 +197,47 @@ def save_panel(
             st.error(str(exc))
         else:
             session.saved(current, outcome)
+            leaves = queue.hides_done and not flag
+            remember_last_save(image.label, outcome, queue, not flag and image.id in queue.open_ids)
+            following = queue.after_leaving(image.id) if leaves or save_next else None
+            if save_next and not leaves:
+                position = queue.ids.index(image.id)
+                following = queue.ids[min(position + 1, len(queue.ids) - 1)]
+            if following is not None:
+                go_to(following)
             st.rerun()
-    for message in save_messages(image_id):
+    for message in save_messages(image.id):
         if message.startswith("!"):
             st.warning(message[1:])
         else:
             st.success(message)
     st.caption(CAVEAT)
+
+
+_LAST_SAVE = "ann_last_save"
+LAST_SAVE_SECONDS = 20.0
+
+
+def remember_last_save(label: str, outcome: SaveOutcome, queue: Queue, newly_done: bool) -> None:
+    """The confirmation shown on top of the page for a while after a save."""
+    saved = []
+    if outcome.mask is not None:
+        saved.append(f"outline v{outcome.mask.id}")
+    if outcome.grade is not None:
+        grades = [f"de Vita {outcome.grade.devita}" if outcome.grade.devita is not None else "",
+                  f"OMERACT {outcome.grade.omeract}" if outcome.grade.omeract is not None else ""]  # fmt: skip
+        saved.append(", ".join(g for g in grades if g) or "grades")
+    left = queue.total - queue.done - (1 if newly_done else 0)
+    where = f"round {queue.study_round.name}" if queue.study_round else "the dataset"
+    text = f"Saved {label}: {' and '.join(saved) or 'status'}. {left} of {queue.total} to do in {where}."
+    st.session_state[_LAST_SAVE] = (time.monotonic(), text)
+
+
+def last_save_message() -> None:
+    """The last save's confirmation, for :data:`LAST_SAVE_SECONDS` after it."""
+    at, text = st.session_state.get(_LAST_SAVE, (0.0, ""))
+    if text and time.monotonic() - at < LAST_SAVE_SECONDS:
+        st.success(plain(text), icon=":material/check_circle:")
 
 
 def render() -> None:
@@ -154,18 +250,18 @@ def render() -> None:
         st.warning("Your account can view but not annotate.")
         st.stop()
     top = st.columns([2, 2, 1, 1])
-    queue, study_round = choose_queue(labels_store, dataset, account, top)
+    queue = choose_queue(labels_store, dataset, account, top)
+    study_round = queue.study_round
     image = navigation(labels_store, queue, top)
+    last_save_message()
     image_id = image.id
     with stop_on_error():
         frame = load_frame(labels_store, image)
         visible = visible_labels(labels_store, study_round, account.name, image_id)
     left, right = st.columns([3, 1.3])
+    reading = Reading(account.name, study_round.id if study_round else None, image_id)
     with right:
-        round_id = study_round.id if study_round else None
-        option, session = choose_start(
-            visible, account.name, image_id, frame.pixels.shape, round_id
-        )
+        option, session = choose_start(visible, reading, frame.pixels.shape)
     # A blind round hides the model, also when its frame is opened from the whole-dataset queue.
     blind = (study_round is not None and study_round.blind) or labels_store.hides(image_id)
     segmenter = None if blind else prompted_segmenter()
@@ -176,8 +272,8 @@ def render() -> None:
             answer_prompt(segmenter, frame, session, marks, current)
         area_caption(image, current, mask_operations(session, option, current, strokes))
     with right:
-        grading = grading_panel(visible, account.name, image_id)
-        save_panel(image_id, account, session, option, study_round, current, grading)
+        grading = grading_panel(visible, reading)
+        save_panel(image, account, session, option, queue, current, grading)
         if not blind:
             offer_fine_tune(dataset.name, account.name, account.can_manage)
 

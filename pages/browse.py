@@ -11,7 +11,7 @@ from sgus_core.browse import image_detail
 from sgus_core.errors import SgusError
 from sgus_core.store import SORT_KEYS, ImageFilter
 from sgus_core.vocabulary import GLANDS, SIDES, STATUSES
-from sgus_ui.browse_panels import grades_table, history_table, outline_panel
+from sgus_ui.browse_panels import export_panel, grades_table, history_table, outline_panel
 from sgus_ui.state import page_dataset, reader_store
 from sgus_ui.text import plain
 from sgus_ui.widgets import thumbnail
@@ -138,6 +138,7 @@ def render() -> None:
         show_detail(labels_store, int(selected))
     else:
         show_grid(labels_store, dataset)
+        export_panel(labels_store, dataset)
 
 
 render()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,7 +91,10 @@ def dataset_frame(labels_store: LabelStore, dataset: Dataset) -> imaging.Frame:
         st.info(str(exc))
         st.stop()
     with stop_on_error():
-        return load_frame(labels_store, chosen)
+        frame = load_frame(labels_store, chosen)
+    if frame.spacing_mm is None and chosen.spacing_mm is not None:  # spacing from the import CSV
+        frame = replace(frame, spacing_mm=chosen.spacing_mm)
+    return frame
 
 
 def predict_whole_dataset(dataset: Dataset, model: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
@@ -71,10 +72,15 @@ def compared_selection(
         comparison = compare(labels_store, dataset.id, a, b, images=images)
         if grade != "any":
             comparison = restrict(comparison, comparison.per_image["grade_a"] == grade)
+    chosen = {"gland": gland, "side": side, "grade of A": grade, "metadata": meta}
+    comparison = replace(comparison, selection={k: str(v) for k, v in chosen.items()})
     if comparison.summary["n"] == 0:
         st.warning("The two sources share no labelled image in this selection.")
         st.stop()
     return comparison
+
+
+FEW_IMAGES = 20  # below this, Review warns that its figures are rough
 
 
 def _fmt(value: float | None) -> str:
@@ -84,6 +90,11 @@ def _fmt(value: float | None) -> str:
 
 def summary_metrics(summary: dict[str, Any]) -> None:
     """The headline figures: images, mean IoU and Dice, grade accuracy, quadratic kappa."""
+    if summary["n"] < FEW_IMAGES:
+        st.warning(
+            f"Only {summary['n']} images are compared: these figures are rough, and a kappa "
+            "from so few may be 0 or 1 by chance (see its 95 % interval)."
+        )
     m = st.columns(5)
     m[0].metric("Images", summary["n"])
     m[1].metric("Mean IoU", _fmt(summary.get("iou_mean")))

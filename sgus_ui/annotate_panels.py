@@ -30,7 +30,9 @@ from sgus_core.inference.pipeline import segment_prompted
 from sgus_core.study.scoring import DEVITA_GRADES, HOCEVAR_ITEMS, OMERACT_GRADES
 from sgus_ui.annotate_state import (
     ERASE_COLOUR,
+    HIDDEN_SHORTCUTS_CSS,
     EditSession,
+    Reading,
     canvas_json,
     grade_shortcuts,
     leave_guard,
@@ -47,12 +49,21 @@ if TYPE_CHECKING:
 CANVAS_MAX_WIDTH = 620  # fits the left column of a 1280 px wide window
 GRADES = [0, 1, 2, 3]
 ADD_COLOUR = "#00dc78"
+PEN_BACK_TO_ADD = "ann_pen_back_to_add"
 
 
 PROMPT_TOOLS = {  # tool label -> (Fabric drawing mode, stroke colour)
     "box (model)": ("rect", BOX_COLOUR),
     "click: gland": ("point", INCLUDE_COLOUR),
     "click: not gland": ("point", EXCLUDE_COLOUR),
+}
+
+
+TOOL_HINTS = {
+    "polygon": "Polygon: click each corner, then click the first corner again to close it; "
+    "it joins the mask (or, on erase, leaves it) once closed. Click a corner to remove it.",
+    "rect": "Rectangle: drag from one corner to the opposite one.",
+    "circle": "Circle: drag from the centre outwards.",
 }
 
 
@@ -87,6 +98,8 @@ def pen_settings(*, prompts: bool = False) -> Pen:
     """The row of drawing tools above the canvas (with the model's box and click tools when a
     prompted segmenter may be used)."""
     tools = st.columns([3, 2, 2, 2])
+    if st.session_state.pop(PEN_BACK_TO_ADD, False):  # a new frame starts with the pen on add
+        st.session_state["ann_mode"] = "add"
     mode = tools[0].segmented_control(
         "Pen", ["add", "erase"], default="add", key="ann_mode", required=True
     )
@@ -102,6 +115,8 @@ def pen_settings(*, prompts: bool = False) -> Pen:
     )
     width = tools[2].slider("Brush px", 1, 60, 12, key="ann_brush")
     opacity = tools[3].slider("Overlay opacity", 0.0, 1.0, 0.35, 0.05, key="ann_opacity")
+    if kind in TOOL_HINTS:
+        st.caption(TOOL_HINTS[kind])
     return Pen(mode, kind, width, opacity)
 
 
@@ -170,38 +185,51 @@ def grade_control(
     return grade
 
 
-def hocevar_items(image_id: int) -> tuple[int, ...] | None:
+def hocevar_items(reading_key: str) -> tuple[int, ...] | None:
     """The optional Hocevar items in an expander; None unless scoring them is switched on."""
     with st.expander("Hocevar items (optional)"):
-        use_items = st.toggle("Score Hocevar items", key=f"ann_hoc_on_{image_id}")
+        use_items = st.toggle("Score Hocevar items", key=f"ann_hoc_on_{reading_key}")
         values = [
-            st.slider(item.name, item.low, item.high, item.low, key=f"ann_hoc_{i}_{image_id}")
+            st.slider(item.name, item.low, item.high, item.low, key=f"ann_hoc_{i}_{reading_key}")
             for i, item in enumerate(HOCEVAR_ITEMS)
         ]
     return tuple(values) if use_items else None
 
 
-def grading_panel(visible: VisibleLabels, rater: str, image_id: int) -> Grading:
-    """Grades, Hocevar items, confidence, comment and flag; starts from the rater's last grade."""
-    last = next((g for g in reversed(visible.grades) if g.rater == rater), None)
+def grading_panel(visible: VisibleLabels, reading: Reading) -> Grading:
+    """Grades, Hocevar items, confidence, comment and flag; starts from the rater's last grade
+    in this queue (in a round: of this round only; in the whole dataset: outside any round)."""
+    last = next(
+        (
+            g
+            for g in reversed(visible.grades)
+            if g.rater == reading.rater and g.round_id == reading.round_id
+        ),
+        None,
+    )
+    key = reading.key
     devita = grade_control(
         "de Vita",
-        f"ann_devita_{image_id}",
+        f"ann_devita_{key}",
         last.devita if last else None,
         ("0", "1", "2", "3"),
         DEVITA_GRADES,
     )
     omeract = grade_control(
         "OMERACT",
-        f"ann_omeract_{image_id}",
+        f"ann_omeract_{key}",
         last.omeract if last else None,
         ("shift+0", "shift+1", "shift+2", "shift+3"),
         OMERACT_GRADES,
     )
-    hocevar = hocevar_items(image_id)
-    confidence = st.slider("Confidence", 1, 5, 4, key=f"ann_conf_{image_id}")
-    comment = st.text_area("Comment", key=f"ann_comment_{image_id}", height=68)
-    flag = st.text_input("Flag with a reason (optional)", key=f"ann_flag_{image_id}")
+    st.html(HIDDEN_SHORTCUTS_CSS)
+    st.caption(
+        "Keys: 0-3 de Vita grade, Shift+0-3 OMERACT grade, Ctrl+S save, N / P next / previous."
+    )
+    hocevar = hocevar_items(key)
+    confidence = st.slider("Confidence", 1, 5, 4, key=f"ann_conf_{key}")
+    comment = st.text_area("Comment", key=f"ann_comment_{key}", height=68)
+    flag = st.text_input("Flag with a reason (optional)", key=f"ann_flag_{key}")
     return Grading(devita, omeract, hocevar, confidence, comment, flag)
 
 
@@ -210,7 +238,7 @@ def mask_operations(
 ) -> bool:
     """The buttons under the canvas (clean-up, undo, redo, reset, clear); True with unsaved edits."""
     history = session.history
-    ops = st.columns(7)
+    ops = [*st.columns(3), *st.columns(4)]  # two rows: clean-up, then undo / redo / reset / clear
     actions = {
         "Fill holes": edit.fill_holes,
         "Largest region": edit.keep_largest_region,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from sgus_core.annotate.editing import EditHistory
 from sgus_core.annotate.saving import SaveOutcome, StartOption
@@ -25,15 +26,32 @@ _SEED = "ann_canvas_seed"  # the drawing the canvas was last seeded with
 _MESSAGES = "ann_messages"
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One rater reading one image in one queue (a round, or the whole dataset: ``round_id``
+    None). Every widget of the reading is keyed by it, so nothing chosen by another rater, in
+    another round or outside it is carried into this one."""
+
+    rater: str
+    round_id: int | None
+    image_id: int
+
+    @property
+    def key(self) -> str:
+        """The suffix of this reading's widget keys."""
+        return f"{self.image_id}_{self.round_id or 0}_{self.rater}"
+
+
 @dataclass
 class EditSession:
-    """The edit of one image from one start option, in one queue (a round or the dataset)."""
+    """The edit of one image from one start option, in one reading."""
 
     image_id: int
     start_label: str
     history: EditHistory
     parent_id: int | None
     round_id: int | None = None
+    rater: str = ""
     generation: int = 0
     prompt: Prompt | None = None  # the last box (and clicks) the model answered
     prompt_depth: int | None = None  # the history depth at which the model's answer was pushed
@@ -103,23 +121,54 @@ def save_messages(image_id: int) -> list[str]:
 
 
 def begin_edit(
-    image_id: int,
-    option: StartOption,
-    make_mask: Callable[[], np.ndarray],
-    round_id: int | None = None,
+    reading: Reading, option: StartOption, make_mask: Callable[[], np.ndarray]
 ) -> EditSession:
-    """The edit session of ``image_id``: kept while the image, the start option and the queue
-    stay the same (so nothing drawn outside a blind round, the model's outline included, is
-    carried into it)."""
+    """The edit session of a reading: kept while the image, the rater, the queue and the start
+    option stay the same (so nothing drawn outside a blind round, the model's outline included,
+    nor by another rater, is carried into it)."""
     session: EditSession | None = st.session_state.get(_SESSION)
-    key = (image_id, option.label, round_id)
-    if session is None or (session.image_id, session.start_label, session.round_id) != key:
+    key = (reading.image_id, option.label, reading.round_id, reading.rater)
+    if (
+        session is None
+        or (session.image_id, session.start_label, session.round_id, session.rater) != key
+    ):
         session = EditSession(
-            image_id, option.label, EditHistory(make_mask()), option.parent_id, round_id
+            reading.image_id,
+            option.label,
+            EditHistory(make_mask()),
+            option.parent_id,
+            reading.round_id,
+            reading.rater,
         )
         st.session_state[_SESSION] = session
         _clear_canvas()
     return session
+
+
+KEPT_WIDGETS = (
+    "ann_round", "ann_uncertain", "ann_skip_done", "ann_start_", "ann_mode", "ann_tool",
+    "ann_brush", "ann_opacity", "ann_zoom", "ann_devita_", "ann_omeract_", "ann_hoc",
+    "ann_conf_", "ann_comment_", "ann_flag_",
+)  # fmt: skip
+"""Prefixes of the Annotate widgets whose values outlive a visit to another page."""
+
+
+def keep_widget_state() -> None:
+    """Keep the Annotate page's choices (queue, start, tool, pen, grades, comment) while another
+    page runs: Streamlit drops the state of widgets a run does not draw, so without this a
+    page switch would reset the start option and end the unsaved edit. Called at the start of
+    every page run (``state.require_account``): writing a value back makes it the app's own,
+    which outlives the run."""
+    for key in list(st.session_state.keys()):
+        if (
+            isinstance(key, str)
+            and key.startswith(KEPT_WIDGETS)
+            and key[-5:-1] != "_key"  # the grade shortcut buttons hold no value
+        ):
+            try:
+                st.session_state[key] = st.session_state[key]
+            except StreamlitAPIException:  # its widget is drawn already this run: kept anyway
+                continue
 
 
 def current_queue_position(queue: list[int]) -> int:
@@ -173,20 +222,28 @@ def leave_guard(dirty: bool) -> None:
 
 
 def grade_shortcuts(widget_key: str, label: str, keys: tuple[str, ...]) -> None:
-    """Small buttons with keyboard shortcuts that set the grade control ``widget_key`` to 0-3
-    (the segmented control itself takes no shortcut)."""
+    """Buttons with keyboard shortcuts that set the grade control ``widget_key`` to 0-3 (the
+    segmented control itself takes no shortcut). They are drawn out of sight: the keys work, the
+    page shows no second row of grades (the keys are named under the grading panel)."""
 
     def choose(grade: int) -> None:
         st.session_state[widget_key] = grade
 
-    cols = st.columns(len(keys))
-    for grade, (col, key) in enumerate(zip(cols, keys, strict=True)):
-        col.button(
-            str(grade),
-            key=f"{widget_key}_key{grade}",
-            shortcut=key,
-            on_click=choose,
-            args=(grade,),
-            type="tertiary",
-            help=f"{label} {grade} ({key})",
-        )
+    with st.container(key=f"{widget_key}_shortcuts"):
+        for grade, key in enumerate(keys):
+            st.button(
+                str(grade),
+                key=f"{widget_key}_key{grade}",
+                shortcut=key,
+                on_click=choose,
+                args=(grade,),
+                type="tertiary",
+                help=f"{label} {grade} ({key})",
+            )
+
+
+HIDDEN_SHORTCUTS_CSS = (
+    "<style>[class*='_shortcuts'][class*='st-key-ann_'] {position: absolute; width: 1px; "
+    "height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap;}</style>"
+)
+"""Keeps the grade shortcut buttons out of sight (still in the page, so their keys work)."""

@@ -14,6 +14,7 @@ from sgus_ui.widgets import records_table
 
 if TYPE_CHECKING:
     from sgus_core.browse import ImageDetail
+    from sgus_core.store import Dataset, LabelStore
 
 
 def outline_panel(detail: ImageDetail) -> tuple[list[str], float]:
@@ -94,3 +95,43 @@ def history_table(detail: ImageDetail) -> None:
         hide_index=True,
         key="browse_history",
     )
+
+
+EXPORT_FORMAT_NAMES = {
+    "masks": "frames, masks and labels.csv (re-importable)",
+    "csv": "labels.csv only",
+    "coco": "COCO annotations.json",
+}
+
+
+def export_panel(labels_store: LabelStore, dataset: Dataset) -> None:
+    """Download one rater's latest labels of the dataset as a ZIP (what ``sgus export`` writes;
+    the blinding of the reader's open blind rounds applies)."""
+    from sgus_core.browse import label_counts
+    from sgus_core.errors import SgusError
+    from sgus_core.transfer import export_zip
+
+    with st.expander("Export this dataset's labels"):
+        raters = sorted(label_counts(labels_store, dataset.name))
+        if not raters:
+            st.caption("No labels to export yet.")
+            return
+        cols = st.columns(2)
+        rater = cols[0].selectbox("Whose labels", raters, key="browse_export_rater")
+        fmt = cols[1].selectbox("Format", list(EXPORT_FORMAT_NAMES),
+                                format_func=EXPORT_FORMAT_NAMES.get, key="browse_export_fmt")  # fmt: skip
+        if not st.button("Prepare the download", key="browse_export_go"):
+            return
+        try:
+            with st.spinner("Exporting..."):
+                data = export_zip(labels_store, dataset.name, fmt=fmt, rater=rater)
+        except SgusError as exc:
+            st.error(str(exc))
+            return
+        st.download_button(
+            f"Download {dataset.name}_{rater}_{fmt}.zip ({len(data) / 1e6:.1f} MB)",
+            data,
+            file_name=f"{dataset.name}_{rater}_{fmt}.zip",
+            mime="application/zip",
+            key="browse_export_download",
+        )

@@ -18,6 +18,7 @@ from sgus_core.imaging import ThumbnailCache
 from sgus_core.settings import Settings, load_settings
 from sgus_core.store import Dataset, LabelStore
 from sgus_core.study.visibility import ReaderStore
+from sgus_ui.annotate_state import keep_widget_state
 from sgus_ui.text import plain
 
 
@@ -93,6 +94,7 @@ def require_account() -> Account:
     """The signed-in account. In ``serve`` mode, shows the sign-in form and stops the page until
     someone signs in (sessions expire after a working day idle); in ``demo`` mode the demo rater
     (or the rater chosen in the sidebar) is signed in automatically."""
+    keep_widget_state()  # every page asks for the account first: an unsaved edit outlives it
     labels_store = store()
     if app_mode() == "demo":
         if labels_store.get_rater(DEMO_ACCOUNT) is None:

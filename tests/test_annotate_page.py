@@ -120,6 +120,7 @@ def test_grade_shortcut_buttons_set_the_grade(demo_env):
     """The shortcut button for de Vita 3 selects grade 3 and shows its definition."""
     at = _annotate()
     image_id = at.session_state["ann_image_id"]
-    at.button(key=f"ann_devita_{image_id}_key3").click().run()
-    assert at.session_state[f"ann_devita_{image_id}"] == 3
+    key = f"ann_devita_{image_id}_0_{RATER}"  # this rater's reading, outside any round
+    at.button(key=f"{key}_key3").click().run()
+    assert at.session_state[key] == 3
     assert any("de Vita 3:" in c.value for c in at.caption)

@@ -108,3 +108,24 @@ def test_admin_creates_a_blind_round_from_the_page(demo_env):
     with LabelStore(demo_env.db_url) as labels:
         created = labels.get_round("round 1")
     assert created is not None and created.blind and len(created.image_ids) == 8
+
+
+def test_the_dataset_exports_from_the_page_as_a_zip(demo_env):
+    """Export on Browse: the reference rater's labels as a ZIP that holds what `sgus export`
+    writes (labels.csv with eight rows, the masks)."""
+    import io
+    import zipfile
+
+    from sgus_core.transfer import export_zip
+
+    at = _browse()
+    at.selectbox(key="browse_export_rater").select("reference").run()
+    at.button(key="browse_export_go").click().run()
+    assert not at.exception, at.exception
+    (download,) = at.get("download_button")
+    assert "demo_reference_masks.zip" in download.proto.label
+    with LabelStore(demo_env.db_url) as store:
+        data = export_zip(store, "demo", rater="reference")
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert "demo/labels.csv" in names
+    assert sum(n.startswith("demo/masks/") for n in names) == 8

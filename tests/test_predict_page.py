@@ -44,6 +44,8 @@ def test_predict_page_shows_outline_heat_map_and_contour(env):
     assert len(at.get("image")) == 1
     assert any(m.label == "Gland area" for m in at.metric)
     assert any("Contour" in m.value for m in at.markdown)
+    # The demo CSV gives each frame's pixel spacing: the area in mm² is shown as in Browse.
+    assert any(m.label == "Area" and m.value.endswith("mm²") for m in at.metric)
 
 
 def test_predicting_the_whole_dataset_stores_predictions(env):

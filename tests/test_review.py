@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -33,7 +35,28 @@ def test_sources_include_raters_and_consensus(demo):
     store, ds = demo
     labels = [s.label for s in available_sources(store, ds.id)]
     assert "rater reference" in labels and "rater simulated-rater-A" in labels
-    assert "consensus of raters" in labels
+    assert "consensus of reference, simulated-rater-A, simulated-rater-B" in labels
+
+
+def test_a_rater_is_compared_with_the_consensus_of_the_others(demo):
+    """Rater A against the consensus: the report names the consensus of the two others, and
+    its grades are theirs (A is not part of what she is compared with)."""
+    store, ds = demo
+    consensus = next(s for s in available_sources(store, ds.id) if s.kind == "consensus")
+    result = compare(store, ds.id, Source("rater", "simulated-rater-A"), consensus)
+    assert result.b.label == "consensus of reference, simulated-rater-B"
+    alone = compare(store, ds.id, Source("rater", "simulated-rater-A"),
+                    Source("consensus", members=("reference", "simulated-rater-B")))  # fmt: skip
+    assert result.per_image["grade_b"].tolist() == alone.per_image["grade_b"].tolist()
+
+
+def test_rounds_are_named_by_their_name(demo):
+    """A rater's labels of a round appear as "<rater> in <round name>"."""
+    store, ds = demo
+    images = [i.id for i in store.list_images(ds.id)]
+    store.create_round("baseline reading", ds.id, images, ["reference"])
+    labels = [s.label for s in available_sources(store, ds.id)]
+    assert "reference in baseline reading" in labels
 
 
 def test_comparison_matches_the_metrics_core_per_image(demo):
@@ -68,10 +91,15 @@ def test_report_is_self_contained_html(demo):
     result = compare(
         store, ds.id, Source("rater", "reference"), Source("rater", "simulated-rater-B")
     )
+    result = replace(result, selection={"gland": "parotid", "side": "any"})
     html = build_report(result, dataset="demo")
     assert len(html) > 3_000_000  # plotly.js itself is inside: opens offline
     assert '<script src="http' not in html
-    assert "Cohen's kappa" in html and "Bland-Altman" in html and "iou_mean" in html
+    assert "Cohen's kappa" in html and "Bland-Altman" in html and "Mean IoU" in html
+    # Plain language only: no raw summary key, and the selection the figures are about.
+    assert "iou_mean" not in html and "kappa_unweighted" not in html
+    assert "bland_altman_mm2" not in html
+    assert "gland parotid · side any" in html
 
 
 def test_summary_of_10000_pairs_is_computed_from_the_table(demo):
@@ -101,6 +129,8 @@ def test_review_page_shows_agreement_on_the_demo(demo):
     assert not at.exception, at.exception
     assert at.title[0].value == "Review"
     assert any(m.label == "Mean IoU" for m in at.metric)
+    # Eight demo frames: the page says the figures are rough rather than state a bare kappa.
+    assert any("Only 8 images are compared" in w.value for w in at.warning)
 
 
 def test_evaluate_json_agrees_with_the_review_comparison(demo, tmp_path):

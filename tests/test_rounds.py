@@ -111,3 +111,22 @@ def test_uncertainty_order_puts_the_least_sure_first(setup):
     queue = rater_queue(store, rnd, "ana", order="uncertainty", uncertainty=scores)
     assert [q.image_id for q in queue][:2] == [ids[0], ids[1]]
     assert scores[ids[0]] == pytest.approx(0.7)
+
+
+def test_a_round_sample_is_seeded_and_spread_over_patients():
+    """Six of 20 frames (5 patients x 4 glands): the same seed draws the same six, another
+    seed others; no patient gives more than two; not simply the first frames imported."""
+    from sgus_core.store import ImageRecord
+    from sgus_core.study.rounds import sample_round_images
+
+    images = [
+        ImageRecord(i, 1, f"{i}.png", f"h{i}", 0, 8, 8, f"P{i // 4}", None, None, None, None)
+        for i in range(20)
+    ]
+    first = sample_round_images(images, 6, seed=7)
+    assert first == sample_round_images(images, 6, seed=7)
+    assert first != sample_round_images(images, 6, seed=8)
+    assert len(first) == 6 and first != list(range(6))
+    per_patient = [sum(1 for i in first if i // 4 == p) for p in range(5)]
+    assert max(per_patient) <= 2 and sum(p > 0 for p in per_patient) == 5
+    assert sample_round_images(images, 50, seed=1) == list(range(20))

@@ -7,7 +7,7 @@ over thousands of images is a vectorised pass over per-image numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -40,15 +40,28 @@ class Source:
     kind: str
     name: str = ""
     round_id: int | None = None
+    round_name: str = ""
+    members: tuple[str, ...] = ()
+    """The raters a consensus is made of (all the human raters with labels, when empty)."""
 
     @property
     def label(self) -> str:
-        """How the source is shown."""
+        """How the source is shown: the rater and the round by name, a consensus with its
+        members."""
         if self.kind == "consensus":
-            return "consensus of raters"
+            return f"consensus of {', '.join(self.members)}" if self.members else "consensus"
         if self.kind == "round":
-            return f"{self.name} (round {self.round_id})"
+            return f"{self.name} in {self.round_name or f'round {self.round_id}'}"
         return f"{self.kind} {self.name}"
+
+    def leaving_out(self, other: Source) -> Source:
+        """This source compared with ``other``: a consensus leaves ``other``'s rater out (a
+        rater is not compared with a consensus she is part of); any other source as it is."""
+        if self.kind != "consensus" or other.kind not in ("rater", "round"):
+            return self
+        if other.name not in self.members:
+            return self
+        return replace(self, members=tuple(m for m in self.members if m != other.name))
 
 
 @dataclass(frozen=True)
@@ -72,10 +85,13 @@ def available_sources(store: LabelStore, dataset_id: int) -> list[Source]:
     sources += [Source("model", name) for name in store.models_with_predictions(dataset_id)]
     for rnd in store.list_rounds(dataset_id):
         sources += [
-            Source("round", r, rnd.id) for r in rnd.raters if shows_round_labels(store, rnd, r)
+            Source("round", r, rnd.id, rnd.name)
+            for r in rnd.raters
+            if shows_round_labels(store, rnd, r)
         ]
-    if sum(s.kind == "rater" for s in sources) >= 2:
-        sources.append(Source("consensus"))
+    raters = tuple(s.name for s in sources if s.kind == "rater")
+    if len(raters) >= 2:
+        sources.append(Source("consensus", members=raters))
     return sources
 
 
@@ -107,7 +123,7 @@ def load_labels(store: LabelStore, dataset_id: int, source: Source) -> dict[int,
                 out[image.id] = Labels(f"p{p.id}", p.png, p.grade, p.grade_probabilities)
         return out
     if source.kind == "consensus":
-        return _consensus(store, dataset_id)
+        return _consensus(store, dataset_id, source.members)
     raise ValueError(f"Unknown source kind {source.kind!r}; use one of {KINDS}.")
 
 
@@ -128,8 +144,10 @@ def _round_latest(store: LabelStore, dataset_id: int, source: Source, what: str)
     return out
 
 
-def _consensus(store: LabelStore, dataset_id: int) -> dict[int, Labels]:
-    raters = [s.name for s in available_sources_raters(store, dataset_id)]
+def _consensus(
+    store: LabelStore, dataset_id: int, members: tuple[str, ...] = ()
+) -> dict[int, Labels]:
+    raters = list(members) or [s.name for s in available_sources_raters(store, dataset_id)]
     per_rater = [load_labels(store, dataset_id, Source("rater", r)) for r in raters]
     out = {}
     for image_id in set().union(*[set(p) for p in per_rater]) if per_rater else ():
@@ -167,6 +185,8 @@ class Comparison:
     b: Source
     per_image: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, str] = field(default_factory=dict)
+    """The filters the images were chosen by (``{"gland": "parotid", ...}``), for the report."""
 
 
 def compare(
@@ -177,7 +197,9 @@ def compare(
     *,
     images: list[ImageRecord] | None = None,
 ) -> Comparison:
-    """Per-image mask and grade agreement of two sources, and the aggregate figures."""
+    """Per-image mask and grade agreement of two sources, and the aggregate figures. A
+    consensus compared with a rater leaves that rater out of it."""
+    a, b = a.leaving_out(b), b.leaving_out(a)
     images = images if images is not None else store.list_images(dataset_id)
     labels_a = load_labels(store, dataset_id, a)
     labels_b = load_labels(store, dataset_id, b)

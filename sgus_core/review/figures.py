@@ -10,17 +10,24 @@ import plotly.graph_objects as go
 from sgus_core import metrics
 from sgus_core.review.comparisons import REFERENCE_LINES, Comparison
 
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=340)
+# Room for the tick labels and axis titles (narrow margins clipped "20" to "0").
+_LAYOUT = dict(margin=dict(l=60, r=20, t=60, b=50), height=360)
 
 
 def iou_histogram(comparison: Comparison) -> go.Figure:
     """Distribution of per-image IoU with the literature's reference lines."""
     table = comparison.per_image.dropna(subset=["iou"])
-    fig = px.histogram(table, x="iou", nbins=40, range_x=[0, 1], hover_data=["image"])
-    for label, value in REFERENCE_LINES.items():
-        fig.add_vline(x=value, line_dash="dot", annotation_text=label, annotation_textangle=-90)
+    fig = px.histogram(table, x="iou", nbins=40, range_x=[0, 1], hover_data=["image"],
+                       labels={"iou": "IoU"})  # fmt: skip
+    for i, (label, value) in enumerate(REFERENCE_LINES.items()):
+        # Labels stacked one under another, right of their line: close values do not overlap.
+        fig.add_vline(x=value, line_dash="dot", line_color="#555")
+        fig.add_annotation(x=value, y=0.97 - 0.09 * i, yref="paper", text=f"{label} {value}",
+                           showarrow=False, xanchor="right", font=dict(size=10))  # fmt: skip
     fig.update_layout(
-        title=f"IoU per image ({comparison.a.label} vs {comparison.b.label})", **_LAYOUT
+        title=f"IoU per image ({comparison.a.label} vs {comparison.b.label})",
+        yaxis_title="images",
+        **_LAYOUT,
     )
     return fig
 

@@ -30,6 +30,25 @@ METHODS = (
 )
 
 
+SUMMARY_LABELS = {
+    "n": "Images compared",
+    "n_masks": "Images with both outlines",
+    "iou_mean": "Mean IoU",
+    "iou_median": "Median IoU",
+    "dice_mean": "Mean Dice",
+    "n_graded": "Images with both de Vita grades",
+    "grade_accuracy": "de Vita grade accuracy",
+    "kappa_unweighted": "Cohen's kappa, unweighted",
+    "kappa_linear": "Cohen's kappa, linear weights",
+    "kappa_quadratic": "Cohen's kappa, quadratic weights",
+    "bland_altman_mm2": "Bland-Altman of gland area (mm², A - B)",
+    "icc_area": "ICC(2,1) of gland area",
+    "auc_per_grade": "AUC per de Vita grade (0, 1, 2, 3)",
+}
+"""The plain-language name of each summary figure (the report never shows a raw key)."""
+_PART_LABELS = {"bias": "bias", "low": "lower limit", "high": "upper limit", "sd": "SD"}
+
+
 def _number(value: object) -> str:
     if value is None:
         return "n/a"
@@ -38,7 +57,7 @@ def _number(value: object) -> str:
             return f"{value[0]:.3f} (95 % CI {value[1]:.3f}-{value[2]:.3f})"
         return ", ".join(_number(v) for v in value)
     if isinstance(value, dict):
-        return "; ".join(f"{k} {_number(v)}" for k, v in value.items())
+        return "; ".join(f"{_PART_LABELS.get(k, k)} {_number(v)}" for k, v in value.items())
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
@@ -59,9 +78,13 @@ def build_report(comparison: Comparison, *, dataset: str, data_note: str = "") -
         for i, fig in enumerate(figures)
     ]
     rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(_number(v))}</td></tr>"
+        f"<tr><td>{html.escape(SUMMARY_LABELS.get(k, k.replace('_', ' ')))}</td>"
+        f"<td>{html.escape(_number(v))}</td></tr>"
         for k, v in comparison.summary.items()
         if k != "confusion"
+    )
+    selection = " · ".join(
+        f"{html.escape(k)} {html.escape(str(v))}" for k, v in comparison.selection.items()
     )
     refs = "".join(
         f"<li>{html.escape(k)}: {v}</li>"
@@ -76,6 +99,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}<
 <h1>SGUS agreement report</h1>
 <p><b>Dataset</b> {html.escape(dataset)} · <b>A</b> {html.escape(comparison.a.label)} ·
 <b>B</b> {html.escape(comparison.b.label)} · <b>date</b> {now} · SGUS Studio {__version__}</p>
+<p><b>Images</b> {selection or "all of the dataset"} ({comparison.summary.get("n", 0)} compared)</p>
 <p>{html.escape(data_note)}</p>
 <h2>Methods</h2><p>{METHODS}</p>
 <h2>Results</h2><table>{rows}</table>

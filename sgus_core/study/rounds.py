@@ -8,12 +8,20 @@ asks for; every other read follows the rule of :mod:`sgus_core.study.visibility`
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from sgus_core.errors import PermissionDenied, StoreError
-from sgus_core.store import Grade, LabelStore, MaskVersion, PredictionRecord, StudyRound
+from sgus_core.store import (
+    Grade,
+    ImageRecord,
+    LabelStore,
+    MaskVersion,
+    PredictionRecord,
+    StudyRound,
+)
 from sgus_core.study.visibility import reader_view
 from sgus_core.vocabulary import OPEN_STATUSES
 
@@ -90,6 +98,28 @@ def rater_queue(
     return [item for item in items if item.status in OPEN_STATUSES]
 
 
+def sample_round_images(images: Sequence[ImageRecord], limit: int, seed: int) -> list[int]:
+    """Up to ``limit`` image ids drawn at random (reproducibly from ``seed``) and spread over
+    the patients: the patients are shuffled, then one image of each in turn (each patient's
+    images shuffled too), so a round is not the first frames imported nor one patient's.
+    Images without a patient id count as one patient each."""
+    rng = np.random.default_rng(seed)
+    by_patient: dict[str, list[int]] = {}
+    for image in images:
+        by_patient.setdefault(image.patient or f"#{image.id}", []).append(image.id)
+    patients = sorted(by_patient)
+    stacks = [
+        [by_patient[p][i] for i in rng.permutation(len(by_patient[p]))]
+        for p in (patients[i] for i in rng.permutation(len(patients)))
+    ]
+    chosen: list[int] = []
+    while len(chosen) < limit and any(stacks):
+        for stack in stacks:
+            if stack and len(chosen) < limit:
+                chosen.append(stack.pop(0))
+    return sorted(chosen)
+
+
 def prediction_uncertainty(prediction: PredictionRecord | None) -> float:
     """How unsure a prediction's grade is: 1 - max probability (0 when sure, 0.75 at most)."""
     if prediction is None or not prediction.grade_probabilities:
@@ -127,8 +157,10 @@ def visible_labels(
     store: LabelStore, study_round: StudyRound | None, rater: str, image_id: int
 ) -> VisibleLabels:
     """What ``rater`` may see of an image while working on it: in a blind round only her own
-    labels *of that round* and no prediction; elsewhere (another round, or the whole dataset)
-    what the blinding rule of :mod:`sgus_core.study.visibility` lets her read.
+    labels *of that round* and no prediction; in an open round the others' labels and the model
+    but of her own only those of this round (a repeat round must not show her first reading);
+    in the whole dataset what the blinding rule of :mod:`sgus_core.study.visibility` lets her
+    read.
 
     Raises:
         PermissionDenied: the rater or the image is not part of the round.
@@ -137,11 +169,11 @@ def visible_labels(
         require_member(study_round, rater, image_id)
     if study_round is None or not study_round.blind:
         view = reader_view(store, rater)
-        return VisibleLabels(
-            masks=view.mask_history(image_id),
-            grades=view.grade_history(image_id),
-            prediction=view.latest_prediction(image_id),
-        )
+        masks, grades = view.mask_history(image_id), view.grade_history(image_id)
+        if study_round is not None:  # her own earlier readings would bias this one
+            masks = [m for m in masks if m.rater != rater or m.round_id == study_round.id]
+            grades = [g for g in grades if g.rater != rater or g.round_id == study_round.id]
+        return VisibleLabels(masks, grades, view.latest_prediction(image_id))
     return VisibleLabels(
         masks=[m for m in store.mask_history(image_id, rater) if m.round_id == study_round.id],
         grades=[g for g in store.grade_history(image_id, rater) if g.round_id == study_round.id],

@@ -57,6 +57,29 @@ def default_rater(store: LabelStore, dataset_id: int, rater: str | None) -> str:
     )
 
 
+def export_zip(
+    store: LabelStore, dataset: str, *, fmt: str = "masks", rater: str | None = None
+) -> bytes:
+    """:func:`export_dataset` as one ZIP file in memory (what the app offers for download).
+
+    Raises:
+        StoreError: as :func:`export_dataset`.
+    """
+    import io
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory(prefix="sgus-export-") as tmp:
+        root = Path(tmp) / dataset
+        export_dataset(store, dataset, root, fmt=fmt, rater=rater)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(root.parent).as_posix())
+    return buffer.getvalue()
+
+
 def export_dataset(
     store: LabelStore,
     dataset: str,

@@ -125,3 +125,26 @@ def test_drag_a_box_and_save_the_model_outline(app_url, app_db_url, page, tmp_pa
     iou = (mask & truth).sum() / max((mask | truth).sum(), 1)
     print(f"box-prompted IoU with the reference {iou:.3f}")
     assert iou > 0.5
+
+
+def test_a_polygon_closed_on_its_first_corner_joins_the_mask(app_url, page):
+    """The polygon tool says how to close a polygon; five corners and a click on the first one
+    give a mask (the area under the canvas is no longer 0 px)."""
+    page.goto(f"{app_url}/annotate")
+    page.get_by_role("heading", name="Annotate").wait_for(timeout=60_000)
+    for label, choice in (("Start from", "empty"), ("Tool", "polygon")):
+        page.locator("[data-testid='stSelectbox']", has_text=label).click()
+        page.keyboard.type(choice)
+        page.keyboard.press("Enter")
+        _settle(page)
+    page.get_by_text("click the first corner again to close it").wait_for(timeout=30_000)
+    canvas = page.locator("canvas.upper-canvas").first
+    expect(canvas).to_be_visible(timeout=30_000)
+    box = canvas.bounding_box()
+    for x, y in [(100, 100), (300, 100), (350, 200), (250, 300), (100, 250), (100, 100)]:
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        page.wait_for_timeout(300)
+    page.get_by_text("unsaved edits", exact=False).wait_for(timeout=30_000)
+    caption = page.locator("[data-testid='stCaptionContainer']", has_text="Gland area").first
+    area = int(caption.inner_text().split("Gland area ")[1].split(" px")[0])
+    assert area > 1000
