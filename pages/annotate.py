@@ -270,7 +270,7 @@ def render() -> None:
         current, strokes, marks = canvas_editor(frame, image, session, pen)
         if segmenter is not None and not marks.empty:
             answer_prompt(segmenter, frame, session, marks, current)
-        area_caption(image, current, mask_operations(session, option, current, strokes))
+        area_caption(image, current, mask_operations(session, option, current, strokes), marks)
     with right:
         grading = grading_panel(visible, reading)
         save_panel(image, account, session, option, queue, current, grading)

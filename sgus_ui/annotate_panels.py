@@ -13,9 +13,11 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from sgus_core import imaging
 from sgus_core.annotate import editing as edit
 from sgus_core.annotate.prompting import (
     BOX_COLOUR,
+    CALIPER_COLOUR,
     EXCLUDE_COLOUR,
     INCLUDE_COLOUR,
     Marks,
@@ -57,6 +59,7 @@ PROMPT_TOOLS = {  # tool label -> (Fabric drawing mode, stroke colour)
     "click: gland": ("point", INCLUDE_COLOUR),
     "click: not gland": ("point", EXCLUDE_COLOUR),
 }
+MEASURE_TOOLS = {"caliper (mm)": ("line", CALIPER_COLOUR)}  # measured, never in the mask
 
 
 TOOL_HINTS = {
@@ -64,6 +67,8 @@ TOOL_HINTS = {
     "it joins the mask (or, on erase, leaves it) once closed. Click a corner to remove it.",
     "rect": "Rectangle: drag from one corner to the opposite one.",
     "circle": "Circle: drag from the centre outwards.",
+    "caliper (mm)": "Caliper: drag a line; its length shows under the canvas (not part of "
+    "the mask, not saved).",
 }
 
 
@@ -80,6 +85,11 @@ class Pen:
     def prompting(self) -> bool:
         """The tool draws prompt marks for the model (a box or clicks), not mask strokes."""
         return self.kind in PROMPT_TOOLS
+
+    @property
+    def marking(self) -> bool:
+        """The tool draws marks (prompts or calipers), not mask strokes."""
+        return self.kind in PROMPT_TOOLS or self.kind in MEASURE_TOOLS
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,14 @@ def pen_settings(*, prompts: bool = False) -> Pen:
     mode = tools[0].segmented_control(
         "Pen", ["add", "erase"], default="add", key="ann_mode", required=True
     )
-    kinds = ["freedraw", "polygon", "rect", "circle", *(PROMPT_TOOLS if prompts else ())]
+    kinds = [
+        "freedraw",
+        "polygon",
+        "rect",
+        "circle",
+        *MEASURE_TOOLS,
+        *(PROMPT_TOOLS if prompts else ()),
+    ]
     if st.session_state.get("ann_tool") not in kinds:  # the model's tools went (a blind round)
         st.session_state["ann_tool"] = "freedraw"
     kind = tools[1].selectbox(
@@ -131,7 +148,13 @@ def canvas_editor(
         prompt marks (box, clicks) drawn for the model, in frame pixels.
     """
     shape = frame.pixels.shape
-    zoom = st.toggle("Zoom into the field of view", key="ann_zoom", value=image.fov is not None)
+    view = st.columns([3, 1])
+    with view[0]:
+        zoom = st.toggle("Zoom into the field of view", key="ann_zoom", value=image.fov is not None)
+    with view[1].popover("Brightness / contrast", width="stretch"):
+        brightness = st.slider("Brightness", -100, 100, 0, 5, key="ann_bright")
+        contrast = st.slider("Contrast", 0.5, 3.0, 1.0, 0.1, key="ann_contrast")
+        st.caption("Display only: the frame and the saved mask do not change.")
     rect = image.fov if zoom and image.fov else (0, 0, shape[1], shape[0])
     region = edit.crop_zoom(shape, rect)
     display = region.fit(CANVAS_MAX_WIDTH)
@@ -139,15 +162,15 @@ def canvas_editor(
     adding = pen.mode == "add"
     fill = "rgba(0, 220, 120, 0.3)" if adding else "rgba(255, 60, 60, 0.3)"
     stroke, drawing_mode = (ADD_COLOUR if adding else ERASE_COLOUR), pen.kind
-    if pen.prompting:
-        drawing_mode, stroke = PROMPT_TOOLS[pen.kind]
+    if pen.marking:
+        drawing_mode, stroke = {**PROMPT_TOOLS, **MEASURE_TOOLS}[pen.kind]
         fill = "rgba(0, 0, 0, 0)" if drawing_mode == "rect" else stroke
     result = st_canvas(
         fill_color=fill,
-        stroke_width=2 if pen.prompting else pen.width,
+        stroke_width=2 if pen.marking else pen.width,
         stroke_color=stroke,
         background_image=canvas_background(
-            frame.pixels,
+            imaging.display_window(frame.pixels, brightness, contrast),
             session.history.current,
             opacity=pen.opacity,
             region=region,
@@ -166,12 +189,21 @@ def canvas_editor(
     return current, strokes, read_marks(marks, display_size=display, region=region)
 
 
-def area_caption(image: ImageRecord, current: np.ndarray, dirty: bool) -> None:
-    """The gland area under the canvas; guards the tab against closing with unsaved edits."""
+def area_caption(
+    image: ImageRecord, current: np.ndarray, dirty: bool, marks: Marks | None = None
+) -> None:
+    """The gland area (and the calipers' lengths) under the canvas; guards the tab against
+    closing with unsaved edits."""
     leave_guard(dirty)
     area = int(current.sum())
     mm2 = f" · {area * image.spacing_mm**2:.0f} mm²" if image.spacing_mm else ""
     st.caption(f"Gland area {area} px{mm2}" + (" · unsaved edits" if dirty else ""))
+    lengths = marks.caliper_lengths(image.spacing_mm) if marks is not None else []
+    if lengths:
+        st.caption(
+            "Calipers: " + ", ".join(f"{value:.1f} {unit}" for value, unit in lengths)
+            + ("" if image.spacing_mm else " (no pixel spacing known for this frame)")
+        )  # fmt: skip
 
 
 def grade_control(

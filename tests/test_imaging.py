@@ -766,3 +766,15 @@ def test_thumbnail_keys_cannot_leave_the_cache(tmp_path):
     assert path.parent.parent == tmp_path / "cache"
     with pytest.raises(ValueError):
         cache.path_for("")
+
+
+def test_display_window_changes_only_what_is_shown():
+    """Brightness shifts and contrast stretches about mid-grey, clipped to 0-255; the neutral
+    setting hands back the frame itself."""
+    from sgus_core.imaging import display_window
+
+    pixels = np.array([[0, 100, 128, 200, 255]], np.uint8)
+    assert display_window(pixels) is pixels
+    assert display_window(pixels, brightness=50).tolist() == [[50, 150, 178, 250, 255]]
+    assert display_window(pixels, contrast=2.0).tolist() == [[0, 72, 128, 255, 255]]
+    assert pixels.tolist() == [[0, 100, 128, 200, 255]]

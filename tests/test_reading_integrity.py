@@ -157,3 +157,27 @@ def test_save_and_next_outside_rounds_moves_on_with_the_pen_back_on_add(demo_env
     assert at.session_state["ann_image_id"] != first
     assert at.segmented_control(key="ann_mode").value == "add"
     assert any("1 done · 3 to do" in c.value for c in at.caption)
+
+
+def test_a_caliper_measures_in_mm_and_leaves_the_mask_alone(demo_env):
+    """The caliper tool's line shows its length in mm (the demo frames know their spacing);
+    the mask stays empty."""
+    from sgus_core.annotate.prompting import CALIPER_COLOUR
+
+    at = _annotate()
+    _start(at).select("empty").run()
+    at.toggle(key="ann_zoom").set_value(False).run()
+    line = {
+        "type": "Line", "left": 100, "top": 100, "width": 300, "height": 0,
+        "x1": -150, "y1": 0, "x2": 150, "y2": 0, "originX": "left", "originY": "top",
+        "stroke": CALIPER_COLOUR, "strokeWidth": 2, "scaleX": 1, "scaleY": 1, "angle": 0,
+    }  # fmt: skip
+    at.session_state["ann_canvas_json"] = {"objects": [line]}
+    at.run()
+    assert not at.exception, at.exception
+    assert _area_caption(at).startswith("Gland area 0 px")
+    (caliper,) = [c.value for c in at.caption if c.value.startswith("Calipers: ")]
+    with LabelStore(demo_env.db_url) as store:
+        image = store.get_image(at.session_state["ann_image_id"])
+    expected = 300 * image.width / 620 * image.spacing_mm  # 300 canvas px over a 620 px canvas
+    assert caliper == f"Calipers: {expected:.1f} mm"

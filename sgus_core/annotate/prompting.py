@@ -23,6 +23,14 @@ from sgus_core.inference.prompts import Point, Prompt
 BOX_COLOUR = "#ffd000"
 INCLUDE_COLOUR = "#00b4ff"
 EXCLUDE_COLOUR = "#ff00c8"
+CALIPER_COLOUR = "#ff8c00"
+"""Caliper lines (the line tool): measured, never part of the mask."""
+_KINDS = {
+    BOX_COLOUR: "box",
+    INCLUDE_COLOUR: "include",
+    EXCLUDE_COLOUR: "exclude",
+    CALIPER_COLOUR: "caliper",
+}
 
 
 def _colour(obj: Any) -> str:
@@ -31,16 +39,15 @@ def _colour(obj: Any) -> str:
 
 
 def split_canvas(json_data: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """``(mask drawing, prompt marks)``: the canvas JSON without the prompt marks, and the marks
-    by kind (``"box"``, ``"include"``, ``"exclude"``), each in drawing order."""
+    """``(mask drawing, marks)``: the canvas JSON without the marks, and the marks by kind
+    (``"box"``, ``"include"``, ``"exclude"``, ``"caliper"``), each in drawing order."""
+    marks: dict[str, list[Any]] = {kind: [] for kind in _KINDS.values()}
     objects = json_data.get("objects") if isinstance(json_data, Mapping) else None
     if not isinstance(objects, list):
-        return {"objects": []}, {"box": [], "include": [], "exclude": []}
-    kinds = {BOX_COLOUR: "box", INCLUDE_COLOUR: "include", EXCLUDE_COLOUR: "exclude"}
-    marks: dict[str, list[Any]] = {"box": [], "include": [], "exclude": []}
+        return {"objects": []}, marks
     rest = []
     for obj in objects:
-        kind = kinds.get(_colour(obj))
+        kind = _KINDS.get(_colour(obj))
         if kind is None:
             rest.append(obj)
         else:
@@ -55,11 +62,21 @@ class Marks:
     box: tuple[int, int, int, int] | None
     include: tuple[Point, ...]
     exclude: tuple[Point, ...]
+    calipers: tuple[tuple[Point, Point], ...] = ()
+    """The ends of each caliper line, in frame pixels (not a prompt: measured only)."""
 
     @property
     def empty(self) -> bool:
-        """No box and no click."""
+        """No box and no click (calipers prompt nothing)."""
         return self.box is None and not self.include and not self.exclude
+
+    def caliper_lengths(self, spacing_mm: float | None) -> list[tuple[float, str]]:
+        """Each caliper's length and its unit: mm with the frame's pixel spacing, else px."""
+        out = []
+        for (x0, y0), (x1, y1) in self.calipers:
+            pixels = float(np.hypot(x1 - x0, y1 - y0))
+            out.append((pixels * spacing_mm, "mm") if spacing_mm else (pixels, "px"))
+        return out
 
 
 def read_marks(
@@ -87,7 +104,12 @@ def read_marks(
             for p in frame_points(marks.get(kind, []))
         )
 
-    return Marks(box, centres("include"), centres("exclude"))
+    calipers = tuple(
+        ((float(p[0, 0]), float(p[0, 1])), (float(p[-1, 0]), float(p[-1, 1])))
+        for p in frame_points(marks.get("caliper", []))
+        if len(p) >= 2
+    )
+    return Marks(box, centres("include"), centres("exclude"), calipers)
 
 
 def next_prompt(previous: Prompt | None, marks: Marks) -> Prompt | None:

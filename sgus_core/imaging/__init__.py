@@ -10,6 +10,7 @@ from sgus_core.imaging.fov import detect_fov
 from sgus_core.imaging.frame import Frame, Rect
 from sgus_core.imaging.masks import (
     decode_mask_png,
+    display_window,
     draw_overlay,
     encode_mask_png,
     mask_contour,
@@ -28,6 +29,7 @@ from sgus_core.imaging.readers import (
 from sgus_core.imaging.thumbnails import ThumbnailCache, make_thumbnail
 
 __all__ = [
+    "display_window",
     "DICOM_KEPT_TAGS",
     "SUPPORTED_SUFFIXES",
     "Frame",

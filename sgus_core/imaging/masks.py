@@ -168,3 +168,18 @@ def draw_overlay(
         # Anti-aliasing smooths thick outlines but makes a 1 px outline faint and off-colour.
         cv2.drawContours(rgb, contours, -1, tint, width, cv2.LINE_AA if width > 1 else cv2.LINE_8)
     return rgb
+
+
+def display_window(
+    pixels: np.ndarray, brightness: float = 0.0, contrast: float = 1.0
+) -> np.ndarray:
+    """The frame as shown with a brightness offset (grey levels, -100..100) and a contrast gain
+    about mid-grey (0.5..3): display only, the stored frame and its mask never change.
+
+    Returns:
+        A uint8 array of the same shape (the input itself when nothing changes).
+    """
+    if brightness == 0 and contrast == 1:
+        return pixels
+    shown = (pixels.astype(np.float32) - 128.0) * float(contrast) + 128.0 + float(brightness)
+    return np.clip(np.rint(shown), 0, 255).astype(np.uint8)
