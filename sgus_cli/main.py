@@ -113,8 +113,6 @@ def _run_streamlit(settings: Settings, *, host: str, port: int, mode: str) -> in
         "true",
         "--browser.gatherUsageStats",
         "false",
-        "--client.toolbarMode",
-        "viewer",  # no Deploy button: this is a clinic's app, not a Streamlit developer's
     ]
     print(f"SGUS Studio on http://{host}:{port} (Ctrl+C stops it)", flush=True)
     try:
