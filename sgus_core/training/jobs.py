@@ -1,15 +1,21 @@
 """Training in the background, for the Train page: one job at a time per process, cancellable,
 its progress readable from any session and any rerun.
 
-The job runs :func:`~sgus_core.training.from_store.train_from_store` in a daemon thread with a
-store of its own; its progress callback records every epoch's figures (the validation curve the
-page draws) and raises :class:`Cancelled` once someone pressed Cancel, which stops Keras at the
-end of the current batch. The registry is a module-level object, so a page switch or a rerun
-finds the job where it left it. Nothing here imports Keras until a job starts.
+The job runs :func:`~sgus_core.training.from_store.train_from_store` in a child process of its
+own (spawned, with a store of its own), watched by a daemon thread of the app: building and
+running the TensorFlow graph then never competes for the app's interpreter lock with the pages
+people are using (in-process, a Train page refreshing once a second slowed a two-epoch
+fine-tune past five minutes), and a crash of TensorFlow cannot take the app down. The child
+sends each progress report (every epoch's figures: the validation curve the page draws) over a
+queue; Cancel sets an event the child's progress callback checks, raising :class:`Cancelled`,
+which stops Keras at the end of the current batch. The registry is a module-level object, so a
+page switch or a rerun finds the job where it left it. Nothing here imports Keras.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -80,15 +86,12 @@ class Job:
             }
 
     def progress(self, stage: str, done: int, total: int, logs: dict[str, float]) -> None:
-        """The training callback: record, then stop the run if cancelled."""
+        """Record one progress report of the training."""
         with self.lock:
             self.stage, self.done, self.total = stage, done, total
             figures = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
             if figures:
                 self.curve.append({"stage": stage, "epoch": done, **figures})
-            cancel = self.cancel_requested
-        if cancel:
-            raise Cancelled("training was cancelled")
 
 
 class TrainingJobs:
@@ -138,11 +141,56 @@ class TrainingJobs:
 
 
 def _run(job: Job, settings: Settings) -> None:
+    """Watch the child process that trains: record its reports, pass on a cancel, and note how
+    it ended (a child that dies without a word is a failure with its exit code)."""
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding TensorFlow
+    events: Any = ctx.Queue()
+    cancel = ctx.Event()
+    child = ctx.Process(
+        target=_train_in_child, args=(job.request, settings, events, cancel),
+        name="sgus-training", daemon=True,
+    )  # fmt: skip
+    state, card, error = FAILED, None, None
+    try:
+        child.start()
+        while True:
+            try:
+                kind, payload = events.get(timeout=0.5)
+            except queue.Empty:
+                with job.lock:
+                    if job.cancel_requested:
+                        cancel.set()
+                if not child.is_alive():
+                    error = (
+                        f"the training process stopped unexpectedly (exit code {child.exitcode})"
+                    )
+                    break
+                continue
+            if kind == "progress":
+                job.progress(*payload)
+                continue
+            state = {"done": DONE, "cancelled": CANCELLED}.get(kind, FAILED)
+            card, error = (payload, None) if kind == "done" else (None, payload)
+            break
+        child.join(timeout=30)
+    except Exception as exc:  # the watcher must report, not vanish
+        error = f"{type(exc).__name__}: {exc}"
+    with job.lock:
+        job.state, job.card, job.error, job.finished = state, card, error, time.time()
+
+
+def _train_in_child(request: TrainRequest, settings: Settings, events: Any, cancel: Any) -> None:
+    """The child process: train, reporting progress and the outcome over ``events``."""
     from sgus_core.store import LabelStore
     from sgus_core.training.from_store import train_from_store
 
-    r = job.request
-    state, card, error = FAILED, None, None
+    def progress(stage: str, done: int, total: int, logs: dict[str, float]) -> None:
+        if cancel.is_set():
+            raise Cancelled("training was cancelled")
+        figures = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
+        events.put(("progress", (stage, done, total, figures)))
+
+    r = request
     try:
         with LabelStore(settings.db_url) as store:
             card = train_from_store(
@@ -157,19 +205,17 @@ def _run(job: Job, settings: Settings) -> None:
                 rater=r.rater,
                 target=r.target,
                 folds=r.folds,
-                load_progress=lambda done, total: job.progress("loading frames", done, total, {}),
-                progress=job.progress,
+                load_progress=lambda done, total: progress("loading frames", done, total, {}),
+                progress=progress,
                 actor=r.started_by,
             )
-        state = DONE
+        events.put(("done", card))
     except Cancelled:
-        state = CANCELLED
+        events.put(("cancelled", None))
     except SgusError as exc:
-        error = str(exc)
-    except Exception as exc:  # a worker thread must report, not vanish
-        error = f"{type(exc).__name__}: {exc}"
-    with job.lock:
-        job.state, job.card, job.error, job.finished = state, card, error, time.time()
+        events.put(("failed", str(exc)))
+    except Exception as exc:  # a training run must report, not vanish
+        events.put(("failed", f"{type(exc).__name__}: {exc}"))
 
 
 JOBS = TrainingJobs()

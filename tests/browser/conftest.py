@@ -6,37 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from sgus_core.demo import ensure_demo
 from sgus_core.settings import REPO_ROOT, load_settings
 from sgus_core.store import LabelStore
-
-CHROMIUM = Path(os.environ.get("SGUS_CHROMIUM", "/usr/bin/chromium"))
-# Flags for a closed network and a root user: no sandbox, no background traffic.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from sgus_ui.app_server import CHROMIUM, CHROMIUM_ARGS, running_app
 
 
 @pytest.fixture(scope="session")
@@ -73,32 +49,8 @@ def app_url(browser_data, app_db_url, app_models):
     settings = load_settings(env)
     with LabelStore(settings.db_url) as store:
         ensure_demo(store, settings, n_patients=2)
-    port = _free_port()
-    log = (data_dir / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "sgus_ui.launch",
-            "--server.address", "127.0.0.1", "--server.port", str(port),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start: {(data_dir / 'streamlit.log').read_text()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    with running_app(env, data_dir / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
