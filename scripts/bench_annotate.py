@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sgus_core.demo import ensure_demo  # noqa: E402
-from sgus_core.settings import REPO_ROOT, load_settings  # noqa: E402
-from sgus_core.store import LabelStore  # noqa: E402
-from sgus_ui.app_server import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
+from sgus_core.demo import ensure_demo
+from sgus_core.settings import REPO_ROOT, load_settings
+from sgus_core.store import LabelStore
+from sgus_ui.app_server import CHROMIUM, CHROMIUM_ARGS, running_app
 
 VIEWPORT = {"width": 1400, "height": 900}
 POLL = 0.02
@@ -39,7 +39,7 @@ def _wait_change(read, before: str, timeout: float = 60.0) -> float:
         try:
             if read() != before:
                 return time.perf_counter() - started
-        except Exception:  # noqa: BLE001 - the element is being re-rendered
+        except Exception:
             pass
         time.sleep(POLL)
     raise TimeoutError(f"nothing changed within {timeout} s (still {before!r})")

@@ -17,7 +17,6 @@ from streamlit.web import cli
 
 from sgus_core.settings import REPO_ROOT
 
-
 # Streamlit settings of a clinic's app rather than a developer's: no Deploy button, no watching
 # of the source tree for edits (a busy watcher on the venv overflowed inotify), and no log line
 # when the Annotate page keeps a widget's value across pages on purpose. A user's own
