@@ -166,10 +166,8 @@ def save_panel(
 ) -> None:
     """Save (and, outside rounds, Save & next), then a confirmation that names the frame and
     what remains; a frame that leaves the round's queue hands its place to the next one."""
-    cols = st.columns(2 if queue.study_round is None else 1)
-    save = cols[0].button("Save", key="ann_save", type="primary", shortcut="ctrl+s",
-                          width="stretch")  # fmt: skip
-    save_next = queue.study_round is None and cols[1].button(
+    save = st.button("Save", key="ann_save", type="primary", shortcut="ctrl+s", width="stretch")
+    save_next = queue.study_round is None and st.button(
         "Save & next", key="ann_save_next", shortcut="ctrl+enter", width="stretch"
     )
     if save or save_next:

@@ -3,7 +3,7 @@ stroke, a grade click, Save and Next, on the demo data at 1400 x 900.
 
 Usage (after the README's test command has installed Chromium and the dev packages)::
 
-    .venv/bin/python scripts/bench_annotate.py [--frames 8] [--json]
+    .venv/bin/python scripts/bench_annotate.py [--frames 7] [--json]
 
 Starts the app on a fresh two-patient demo store in a temporary folder, walks ``--frames``
 frames (draw a stroke, pick a de Vita grade, Save & next), and prints the median and the 90th
@@ -67,19 +67,29 @@ def measure(url: str, frames: int) -> dict[str, list[float]]:
         area = page.locator("[data-testid='stCaptionContainer']", has_text="Gland area").first
         place = page.locator("[data-testid='stMarkdownContainer']", has_text="in the queue").first
         for i in range(frames):
-            canvas = page.locator("canvas.upper-canvas").first
-            box = canvas.bounding_box()
-            before = area.inner_text()
-            y = box["y"] + 120 + 10 * i
-            page.mouse.move(box["x"] + 150, y)
-            page.mouse.down()
-            page.mouse.move(box["x"] + 350, y, steps=10)
-            page.mouse.up()
-            waits["stroke"].append(_wait_change(area.inner_text, before))
             _idle(page)
-            grade = page.locator(
-                "[data-testid='stBaseButton-segmented_control']", has_text="2"
-            ).first
+            canvas = page.locator("canvas.upper-canvas").first
+            canvas.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)  # the new frame's canvas has mounted its drawing layer
+            box = canvas.bounding_box()
+            bottom = min(box["y"] + box["height"], VIEWPORT["height"]) - 5
+            before = area.inner_text()
+            # A stroke down the left edge, top to bottom: it always adds pixels to the mask.
+            x = box["x"] + 8 + 4 * i
+            top = max(box["y"], 70) + 5  # below Streamlit's fixed header when scrolled
+            page.mouse.move(x, top)
+            page.mouse.down()
+            page.mouse.move(x, bottom, steps=10)
+            page.mouse.up()
+            try:
+                waits["stroke"].append(_wait_change(area.inner_text, before))
+            except TimeoutError:
+                page.screenshot(path=f"/tmp/bench_fail_{i}.png", full_page=True)
+                raise
+            _idle(page)
+            # The second button group is de Vita's (the first is the pen's add / erase).
+            devita = page.locator("[data-testid='stButtonGroup']").nth(1)
+            grade = devita.locator("button", has_text="2").first
             grade.click()
             started = time.perf_counter()
             page.get_by_text("de Vita 2:", exact=False).first.wait_for(timeout=60_000)
@@ -88,7 +98,8 @@ def measure(url: str, frames: int) -> dict[str, list[float]]:
             before_place = place.inner_text()
             page.locator("button", has_text="Save & next").click()
             started = time.perf_counter()
-            page.get_by_text("Saved ", exact=False).first.wait_for(timeout=60_000)
+            label = before_place.split(" · ")[0]  # the confirmation names the frame saved
+            page.get_by_text(f"Saved {label}:", exact=False).first.wait_for(timeout=60_000)
             waits["save"].append(time.perf_counter() - started)
             waits["next"].append(_wait_change(place.inner_text, before_place))
             page.locator("canvas.upper-canvas").first.wait_for(timeout=60_000)
@@ -99,7 +110,9 @@ def measure(url: str, frames: int) -> dict[str, list[float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=8, metavar="N")
+    parser.add_argument(
+        "--frames", type=int, default=7, metavar="N", help="at most 7 (the demo has 8)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     args = parser.parse_args()
     if not CHROMIUM.exists():
@@ -118,7 +131,7 @@ def main() -> int:
         with LabelStore(settings.db_url) as store:
             ensure_demo(store, settings, n_patients=2, with_predictions=False)
         with running_app(env, data / "streamlit.log") as url:
-            waits = measure(url, args.frames)
+            waits = measure(url, max(1, min(args.frames, 7)))
     summary = {
         step: {
             "median_s": statistics.median(values),
@@ -135,7 +148,7 @@ def main() -> int:
         "stroke": "stroke -> area updated",
         "grade": "grade click -> definition shown",
         "save": "Save & next -> confirmation",
-        "next": "Save & next -> next frame shown",
+        "next": "  then -> next frame shown",
     }
     print(f"{'step':34} {'median s':>9} {'p90 s':>7} {'n':>3}")
     for step, row in summary.items():
