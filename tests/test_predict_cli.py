@@ -152,7 +152,18 @@ def test_train_input_size_sets_the_network_input(tmp_path, tiny_models, capsys):
         main(["import", str(folder), "--labels", str(folder / "labels.csv"), "--dataset", "s"]) == 0
     )
     capsys.readouterr()
-    common = ["train", "segment", "--dataset", "s", "--arch", "unet", "--epochs", "1"]
+    common = [
+        "train",
+        "segment",
+        "--dataset",
+        "s",
+        "--arch",
+        "unet",
+        "--epochs",
+        "1",
+        "--folds",
+        "0",
+    ]
     tiny = ["--option", "base_filters=4", "--option", "depth=2"]
     assert main([*common, *tiny, "--input-size", "64x96", "--out", "small", "--json"]) == 0
     card = json.loads(capsys.readouterr().out)

@@ -20,7 +20,7 @@ def test_fine_tune_runs_to_completion_and_becomes_the_default(app_url, app_model
     page.goto(f"{app_url}/train")
     page.get_by_role("heading", name="Train").wait_for(timeout=60_000)
     _choose(page, "Learn from the labels of", "reference")
-    page.get_by_label("Most epochs").fill("2")
+    page.get_by_label("Most epochs").fill("1")
     page.get_by_label("Most epochs").press("Enter")
     _choose(page, "Cross-validation", "one patient split")
     name = page.get_by_label("Name of the new model")
