@@ -89,3 +89,21 @@ def write_dicom():
     """``write_dicom(path, frames, **tags)``: a real uncompressed ultrasound DICOM file written by
     pydicom (with a patient name, id and date, to check they never reach the store)."""
     return _write_dicom
+
+
+def tiny_segmenter_models(root):
+    """``root/models`` holding an untrained tiny U-Net ``tiny`` as the default segmenter (what
+    the page tests run Predict and the canvas with); returns the folder and the model's card."""
+    import json
+
+    from sgus_core.nets import build_model
+
+    models = root / "models"
+    models.mkdir()
+    build_model("unet", input_shape=(64, 96, 1), base_filters=4, depth=2).save(
+        models / "tiny.keras"
+    )
+    card = {"name": "tiny", "task": "segment", "architecture": "unet", "input_shape": [64, 96, 1]}
+    (models / "tiny.json").write_text(json.dumps(card))
+    (models / "default.json").write_text(json.dumps({"segment": "tiny"}))
+    return models, card

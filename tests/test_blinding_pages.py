@@ -5,11 +5,11 @@ outline or grade there; the Study admin audit log lists none of them. Closing th
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
+from conftest import tiny_segmenter_models
 from streamlit.testing.v1 import AppTest
 
 from sgus_core.auth import Account, add_user
@@ -31,16 +31,8 @@ def blind_env(tmp_path_factory):
     """A one-patient demo store with a tiny segmenter, raters carol and dave, and blind round
     ``blind-2`` (every frame) in which dave outlined, graded 3 and commented each frame; the
     model's prediction (grade 2) is stored for every frame."""
-    from sgus_core.nets import build_model
-
     root = tmp_path_factory.mktemp("blind")
-    models = root / "models"
-    models.mkdir()
-    model = build_model("unet", input_shape=(64, 96, 1), base_filters=4, depth=2)
-    model.save(models / "tiny.keras")
-    card = {"name": "tiny", "task": "segment", "architecture": "unet", "input_shape": [64, 96, 1]}
-    (models / "tiny.json").write_text(json.dumps(card))
-    (models / "default.json").write_text(json.dumps({"segment": "tiny"}))
+    models, card = tiny_segmenter_models(root)
     env = {
         "SGUS_DATA_DIR": str(root),
         "SGUS_MODELS_DIR": str(models),

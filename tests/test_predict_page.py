@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import tiny_segmenter_models
 from streamlit.testing.v1 import AppTest
 
 from sgus_core.demo import ensure_demo
@@ -17,15 +18,7 @@ APP = str(REPO_ROOT / "streamlit_app.py")
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """A one-patient demo store and a models folder holding a tiny untrained U-Net."""
-    from sgus_core.nets import build_model
-
-    models = tmp_path / "models"
-    models.mkdir()
-    model = build_model("unet", input_shape=(64, 96, 1), base_filters=4, depth=2)
-    model.save(models / "tiny.keras")
-    card = {"name": "tiny", "task": "segment", "architecture": "unet", "input_shape": [64, 96, 1]}
-    (models / "tiny.json").write_text(json.dumps(card))
-    (models / "default.json").write_text(json.dumps({"segment": "tiny"}))
+    models, card = tiny_segmenter_models(tmp_path)
     monkeypatch.setenv("SGUS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SGUS_MODELS_DIR", str(models))
     monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'sgus.db'}")

@@ -3,10 +3,10 @@ viewer, with every button on it clicked, leaves every table of the labels store 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
+from conftest import tiny_segmenter_models
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
@@ -26,16 +26,8 @@ MAX_CLICKS = 40
 def viewer_env(tmp_path_factory):
     """A one-patient demo store (its labels, simulated raters and a study round) with a tiny
     untrained segmenter as the default model, and the viewer account ``vic``."""
-    from sgus_core.nets import build_model
-
     root = tmp_path_factory.mktemp("viewer")
-    models = root / "models"
-    models.mkdir()
-    model = build_model("unet", input_shape=(64, 96, 1), base_filters=4, depth=2)
-    model.save(models / "tiny.keras")
-    card = {"name": "tiny", "task": "segment", "architecture": "unet", "input_shape": [64, 96, 1]}
-    (models / "tiny.json").write_text(json.dumps(card))
-    (models / "default.json").write_text(json.dumps({"segment": "tiny"}))
+    models, card = tiny_segmenter_models(root)
     env = {
         "SGUS_DATA_DIR": str(root),
         "SGUS_MODELS_DIR": str(models),
