@@ -91,7 +91,7 @@ def write_dicom():
     return _write_dicom
 
 
-def tiny_segmenter_models(root):
+def _tiny_segmenter_models(root):
     """``root/models`` holding an untrained tiny U-Net ``tiny`` as the default segmenter (what
     the page tests run Predict and the canvas with); returns the folder and the model's card."""
     import json
@@ -107,3 +107,10 @@ def tiny_segmenter_models(root):
     (models / "tiny.json").write_text(json.dumps(card))
     (models / "default.json").write_text(json.dumps({"segment": "tiny"}))
     return models, card
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter_models():
+    """``tiny_segmenter_models(root)``: ``root/models`` holding an untrained tiny U-Net as the
+    default segmenter; returns the folder and the model's card."""
+    return _tiny_segmenter_models

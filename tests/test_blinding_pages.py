@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from conftest import tiny_segmenter_models
 from streamlit.testing.v1 import AppTest
 
 from sgus_core.auth import Account, add_user
@@ -27,7 +26,7 @@ PROBE_ELEMENTS = (
 
 
 @pytest.fixture(scope="module")
-def blind_env(tmp_path_factory):
+def blind_env(tmp_path_factory, tiny_segmenter_models):
     """A one-patient demo store with a tiny segmenter, raters carol and dave, and blind round
     ``blind-2`` (every frame) in which dave outlined, graded 3 and commented each frame; the
     model's prediction (grade 2) is stored for every frame."""

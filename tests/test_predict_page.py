@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import tiny_segmenter_models
 from streamlit.testing.v1 import AppTest
 
 from sgus_core.demo import ensure_demo
@@ -16,7 +15,7 @@ APP = str(REPO_ROOT / "streamlit_app.py")
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
+def env(tmp_path, monkeypatch, tiny_segmenter_models):
     """A one-patient demo store and a models folder holding a tiny untrained U-Net."""
     models, card = tiny_segmenter_models(tmp_path)
     monkeypatch.setenv("SGUS_DATA_DIR", str(tmp_path))

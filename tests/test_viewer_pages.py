@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import tiny_segmenter_models
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
@@ -23,7 +22,7 @@ MAX_CLICKS = 40
 
 
 @pytest.fixture(scope="module")
-def viewer_env(tmp_path_factory):
+def viewer_env(tmp_path_factory, tiny_segmenter_models):
     """A one-patient demo store (its labels, simulated raters and a study round) with a tiny
     untrained segmenter as the default model, and the viewer account ``vic``."""
     root = tmp_path_factory.mktemp("viewer")

@@ -103,6 +103,7 @@ def test_drag_a_box_and_save_the_model_outline(app_url, app_db_url, page, tmp_pa
     _settle(page)
     canvas = page.locator("canvas.upper-canvas").first
     expect(canvas).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(1000)  # the canvas component mounts its new tool after it shows
     box = canvas.bounding_box()
     scale = box["width"] / image.width
     pad_x, pad_y = 0.05 * (cols.max() - cols.min()), 0.05 * (rows.max() - rows.min())
