@@ -24,21 +24,23 @@ from sgus_core.store import (
 
 THUMBNAIL_SIDE = 256
 PREDICTION_COLOUR = (255, 64, 64)
-# Colour-blind-safe palette (Okabe-Ito) for raters' outlines, assigned in name order.
-RATER_COLOURS = (
-    (230, 159, 0),
-    (86, 180, 233),
-    (0, 158, 115),
-    (240, 228, 66),
-    (0, 114, 178),
-    (213, 94, 0),
-    (204, 121, 167),
+PREDICTION_COLOUR_NAME = "red"
+# Colour-blind-safe palette (Okabe-Ito) for raters' outlines, with the names the legend shows.
+RATER_COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("orange", (230, 159, 0)),
+    ("sky blue", (86, 180, 233)),
+    ("green", (0, 158, 115)),
+    ("yellow", (240, 228, 66)),
+    ("blue", (0, 114, 178)),
+    ("vermilion", (213, 94, 0)),
+    ("pink", (204, 121, 167)),
 )
 
 
-def rater_colour(index: int) -> tuple[int, int, int]:
-    """The outline colour of the ``index``-th rater (cycling through the palette)."""
-    return RATER_COLOURS[index % len(RATER_COLOURS)]
+def rater_colour(rater_id: int) -> tuple[str, tuple[int, int, int]]:
+    """The outline colour (name, RGB) of a rater: by the rater's id, so it is the same in every
+    session and does not move when a rater is added (cycling through the palette)."""
+    return RATER_COLOURS[(rater_id - 1) % len(RATER_COLOURS)]
 
 
 def load_frame(
@@ -88,6 +90,7 @@ class Overlay:
 
     label: str
     mask: np.ndarray
+    colour_name: str
     colour: tuple[int, int, int]
     version_id: int | None
     area_px: int
@@ -119,12 +122,13 @@ def image_detail(store: LabelStore, image_id: int) -> ImageDetail:
     frame = load_frame(store, image)
     masks = store.mask_history(image_id)
     latest: dict[str, MaskVersion] = {m.rater: m for m in masks}
-    all_raters = [r.name for r in store.list_raters()]
+    rater_ids = {r.name: r.id for r in store.list_raters()}
     overlays = [
         Overlay(
             label=name,
             mask=imaging.decode_mask_png(version.png),
-            colour=rater_colour(all_raters.index(name)),
+            colour_name=rater_colour(rater_ids[name])[0],
+            colour=rater_colour(rater_ids[name])[1],
             version_id=version.id,
             area_px=version.area_px,
         )
@@ -136,6 +140,7 @@ def image_detail(store: LabelStore, image_id: int) -> ImageDetail:
             Overlay(
                 label=f"model {prediction.model}",
                 mask=imaging.decode_mask_png(prediction.png),
+                colour_name=PREDICTION_COLOUR_NAME,
                 colour=PREDICTION_COLOUR,
                 version_id=None,
                 area_px=prediction.area_px,

@@ -29,13 +29,20 @@ def outline_panel(detail: ImageDetail) -> tuple[list[str], float]:
         rows.append(
             {
                 "outline": o.label,
-                "colour": "#{:02x}{:02x}{:02x}".format(*o.colour),
+                "colour": o.colour_name,
                 "area px": o.area_px,
                 "area mm²": None if mm2 is None else round(mm2, 1),
             }
         )
     if rows:
-        records_table(rows, key="browse_outline_table")
+        swatches = ["background-color: #{:02x}{:02x}{:02x}; color: black".format(*o.colour)
+                    for o in detail.overlays]  # fmt: skip
+        table = (
+            pd.DataFrame(rows)
+            .style.apply(lambda _: swatches, subset=["colour"])
+            .format(precision=1, subset=["area mm²"], na_rep="")
+        )
+        st.dataframe(table, hide_index=True, key="browse_outline_table")
     else:
         st.caption("No mask or prediction for this image yet.")
     facts = {

@@ -68,6 +68,25 @@ def test_open_shows_the_detail_view_with_reference_outline(demo_env):
     assert at.title[0].value == "Browse"
 
 
+def test_outline_legend_names_colours_that_stay_with_the_rater(demo_env):
+    """The legend names each outline's colour (no hex codes), and a rater keeps her colour when
+    a rater whose name sorts before hers is added (colours follow the rater, not the list)."""
+
+    def legend() -> dict[str, str]:
+        at = _browse()
+        next(b for b in at.button if b.label == "Open").click().run()
+        table = next(d.value for d in at.dataframe if "outline" in d.value.columns)
+        assert not any(str(c).startswith("#") for c in table["colour"])
+        return dict(zip(table["outline"], table["colour"], strict=True))
+
+    before = legend()
+    assert before["reference"] in {"orange", "sky blue", "green", "yellow", "blue", "vermilion",
+                                   "pink", "red"}  # fmt: skip
+    with LabelStore(demo_env.db_url) as store:
+        store.ensure_rater("aaron")
+    assert legend() == before
+
+
 def test_empty_store_explains_what_to_do(tmp_path, monkeypatch):
     """With no dataset the page tells the user how to add one."""
     monkeypatch.setenv("SGUS_DATA_DIR", str(tmp_path))
