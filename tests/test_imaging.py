@@ -108,7 +108,7 @@ def png_header_only(width, height):
     )
 
 
-def screenshot(rng, size, fov, *, panel_grey=48, shadow=False, jpeg=None):
+def screenshot(rng, size, fov, *, panel_grey=48, shadow=False, jpeg=None, smooth=0.0):
     """A synthetic scanner screenshot: speckle content in black margins, inside grey UI panels
     with burned-in text (cv2.putText), a depth scale with ticks and numbers, and a grey bar."""
     height, width = size
@@ -120,6 +120,8 @@ def screenshot(rng, size, fov, *, panel_grey=48, shadow=False, jpeg=None):
     grains = cv2.GaussianBlur(rng.gamma(1.0, 1.0, (h, w)).astype(np.float32), (0, 0), 2.0, 0.8)
     depth = np.linspace(1.0, 0.35, h, dtype=np.float32)[:, None]
     content = np.clip(grains * 110 * depth, 0, 255).astype(np.uint8)
+    if smooth:  # speckle reduction: the grains smoothed into soft blobs
+        content = cv2.GaussianBlur(content, (0, 0), smooth)
     if shadow:  # a bone's black acoustic shadow along the right side, below the top third
         content[h // 3 :, int(w * 0.8) :] = 0
     img[y : y + h, x : x + w] = content
@@ -538,6 +540,15 @@ def test_fov_side_along_an_acoustic_shadow_is_kept():
     fov = (140, 47, 560, 463)
     img = screenshot(np.random.default_rng(3), (555, 800), fov, shadow=True)
     assert detect_fov(img).iou(Rect(*fov)) >= 0.95
+
+
+@pytest.mark.parametrize("smooth", [4.0, 6.0])
+def test_fov_of_a_smoothed_frame_is_found(smooth):
+    """Speckle reduction (content smoothed into soft blobs, little local texture left) still
+    gives the field of view, not a patch of it or the whole screenshot."""
+    fov = (140, 47, 560, 463)
+    img = screenshot(np.random.default_rng(5), (555, 800), fov, smooth=smooth)
+    assert detect_fov(img).iou(Rect(*fov)) >= 0.9
 
 
 def test_fov_of_a_frame_that_is_all_content_is_the_whole_frame():
