@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sgus_core.store import Dataset, LabelStore
 
 MODEL_COLOUR = (255, 64, 64)
+HEAT_MAP_WIDTH = 400  # cells a row of the probability heat map
 TRUTH_COLOUR = (0, 200, 255)
 
 
@@ -138,10 +139,14 @@ def outline_view(frame: imaging.Frame, prediction: Prediction, truth: np.ndarray
         layers.append((truth, TRUTH_COLOUR))
     st.image(imaging.draw_overlay(frame.pixels, layers, fill_alpha=opacity), width="stretch",
              caption="red: model" + (" · blue: your mask" if truth is not None else ""))  # fmt: skip
-    heat = px.imshow(prediction.probability, color_continuous_scale="inferno", zmin=0, zmax=1)
+    # At most HEAT_MAP_WIDTH cells a row (a full-size map is a megabyte of JSON per rerun), on
+    # Plotly's own theme: Streamlit's replaces the scale, and 0 must read as black, not pink.
+    step = max(1, -(-prediction.probability.shape[1] // HEAT_MAP_WIDTH))
+    heat = px.imshow(prediction.probability[::step, ::step], color_continuous_scale="inferno",
+                     zmin=0, zmax=1)  # fmt: skip
     heat.update_layout(margin=dict(l=0, r=0, t=30, b=0), title="Gland probability", height=360)
     heat.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
-    st.plotly_chart(heat, key="pred_heat")
+    st.plotly_chart(heat, key="pred_heat", theme=None)
 
 
 def area_and_grade(prediction: Prediction) -> None:

@@ -38,6 +38,13 @@ def test_predict_page_shows_outline_heat_map_and_contour(env):
     assert any("Contour" in m.value for m in at.markdown)
     # The demo CSV gives each frame's pixel spacing: the area in mm² is shown as in Browse.
     assert any(m.label == "Area" and m.value.endswith("mm²") for m in at.metric)
+    # The heat map keeps its own scale (Streamlit's theme would recolour 0 pink), 0 is black,
+    # and it is sent at most 400 cells wide.
+    heat = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert at.get("plotly_chart")[0].proto.theme == ""
+    assert heat["layout"]["coloraxis"]["colorscale"][0][1] == "#000004"
+    z = heat["data"][0]["z"]  # a typed array: {"dtype", "bdata", "shape": "rows, columns"}
+    assert int(z["shape"].split(",")[1]) <= 400
 
 
 def test_predicting_the_whole_dataset_stores_predictions(env):
