@@ -15,6 +15,7 @@ round its rater is not in, and any write (predictions included) by a viewer.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -191,6 +192,34 @@ def authenticate(store: LabelStore, name: str, password: str) -> Account:
     if rater.disabled:
         raise PermissionDenied(f"The account {name} is disabled; ask an administrator.")
     return Account(rater.name, rater.role)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def open_sign_in(store: LabelStore, account: Account) -> str:
+    """A new browser token for a signed-in account (only its SHA-256 is stored): the tab keeps
+    it in its address (``?session=``) and resumes the sign-in with it after a reload."""
+    token = secrets.token_urlsafe(32)
+    store.open_sign_in(account.name, _token_hash(token))
+    return token
+
+
+def resume_sign_in(store: LabelStore, token: str) -> Account | None:
+    """The account of an open sign-in, or ``None`` when the token is unknown, signed out,
+    idle longer than :data:`SESSION_IDLE_LIMIT` or its account disabled (a password change or
+    disabling ends every open sign-in of the account). Using it keeps it from going idle."""
+    if not token or len(token) > 100:
+        return None
+    rater = store.resume_sign_in(_token_hash(token), SESSION_IDLE_LIMIT)
+    return None if rater is None else Account(rater.name, rater.role)
+
+
+def end_sign_in(store: LabelStore, token: str) -> None:
+    """Sign out: the token no longer resumes anything."""
+    if token and len(token) <= 100:
+        store.end_sign_in(_token_hash(token))
 
 
 def session_expired(last_seen: datetime, now: datetime | None = None) -> bool:

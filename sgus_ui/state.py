@@ -7,12 +7,21 @@ choices, never image arrays.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import streamlit as st
 
-from sgus_core.auth import Account, AccountStore, authenticate, current_account, session_expired
+from sgus_core.auth import (
+    Account,
+    AccountStore,
+    authenticate,
+    current_account,
+    end_sign_in,
+    open_sign_in,
+    resume_sign_in,
+    session_expired,
+)
 from sgus_core.errors import SgusError
 from sgus_core.imaging import ThumbnailCache
 from sgus_core.settings import Settings, load_settings
@@ -64,6 +73,47 @@ DEMO_ACCOUNT = "demo-rater"
 
 
 SIGNED_OUT_REASON = "signed_out_reason"
+SIGN_IN_PARAM = "session"  # the address's ?session= token: a reload resumes the sign-in
+SIGN_IN_TOKEN = "sign_in_token"
+SIGN_IN_TOUCHED = "sign_in_touched"
+SIGN_IN_TOUCH_EVERY = timedelta(minutes=5)  # how often a working tab tells the store it is alive
+_SESSION_KEYS = ("account", "last_seen", "rater", SIGN_IN_TOKEN, SIGN_IN_TOUCHED)
+
+
+def _start_session(account: Account, token: str) -> None:
+    now = datetime.now(UTC)
+    st.session_state.update(
+        {"account": account, "last_seen": now, "rater": account.name, SIGN_IN_TOKEN: token,
+         SIGN_IN_TOUCHED: now}
+    )  # fmt: skip
+    st.query_params[SIGN_IN_PARAM] = token
+
+
+def sign_out(reason: str | None = None) -> None:
+    """End this tab's sign-in (in the store too, so its address no longer resumes it)."""
+    token = st.session_state.get(SIGN_IN_TOKEN) or st.query_params.get(SIGN_IN_PARAM)
+    if token:
+        end_sign_in(store(), token)
+    for key in _SESSION_KEYS:
+        st.session_state.pop(key, None)
+    if SIGN_IN_PARAM in st.query_params:
+        del st.query_params[SIGN_IN_PARAM]
+    if reason:
+        st.session_state[SIGNED_OUT_REASON] = reason
+
+
+def _resumed() -> bool:
+    """A new browser session (a reload, a new tab) whose address holds an open sign-in."""
+    token = st.query_params.get(SIGN_IN_PARAM)
+    if not token:
+        return False
+    account = resume_sign_in(store(), token)
+    if account is None:
+        sign_out("Your sign-in has ended (signed out, idle too long, or the account changed); "
+                 "please sign in again.")  # fmt: skip
+        return False
+    _start_session(account, token)
+    return True
 
 
 def signed_in() -> bool:
@@ -71,22 +121,37 @@ def signed_in() -> bool:
 
     In serve mode the account is read again from the store on every run: an expired session is
     signed out here, and so is one whose account was disabled or removed (the sign-in page then
-    says so); a changed role replaces the session's at once.
+    says so); a changed role replaces the session's at once. A new browser session (a reload)
+    resumes the sign-in its address names; a working tab tells the store it is alive every few
+    minutes, and is signed out when its sign-in was ended elsewhere (a password change).
     """
     if app_mode() == "demo":
         return True
     last_seen = st.session_state.get("last_seen")
     account = st.session_state.get("account")
-    if account is not None and last_seen and not session_expired(last_seen):
+    if account is None:
+        return _resumed()
+    if last_seen and not session_expired(last_seen):
         current = current_account(store(), account.name)
-        if current is not None:
-            st.session_state["account"] = current
+        if current is None:
+            sign_out(f"You were signed out: the account {account.name} is disabled or no "
+                     "longer exists.")  # fmt: skip
+            return False
+        st.session_state["account"] = current
+        token = st.session_state.get(SIGN_IN_TOKEN)
+        if token is None:  # a session from before sign-ins were kept: give it one
+            _start_session(current, open_sign_in(store(), current))
             return True
-        st.session_state[SIGNED_OUT_REASON] = (
-            f"You were signed out: the account {account.name} is disabled or no longer exists."
-        )
-    for key in ("account", "last_seen", "rater"):
-        st.session_state.pop(key, None)
+        now = datetime.now(UTC)
+        if now - st.session_state.get(SIGN_IN_TOUCHED, now) >= SIGN_IN_TOUCH_EVERY:
+            if resume_sign_in(store(), token) is None:
+                sign_out("You were signed out: your sign-in was ended elsewhere.")
+                return False
+            st.session_state[SIGN_IN_TOUCHED] = now
+        if st.query_params.get(SIGN_IN_PARAM) != token:  # page switches drop the address's
+            st.query_params[SIGN_IN_PARAM] = token
+        return True
+    sign_out("Your session was idle too long; please sign in again.")
     return False
 
 
@@ -126,9 +191,7 @@ def sign_in_page() -> None:
         except SgusError as exc:
             st.error(str(exc))
             return
-        st.session_state["account"] = account
-        st.session_state["last_seen"] = datetime.now(UTC)
-        st.session_state["rater"] = account.name
+        _start_session(account, open_sign_in(store(), account))
         st.rerun()
 
 
@@ -163,8 +226,7 @@ def sidebar() -> None:
         else:
             st.markdown(f"Signed in as **{plain(account.name)}** ({account.role})")
             if st.button("Sign out", key="sign_out"):
-                for key in ("account", "last_seen", "rater"):
-                    st.session_state.pop(key, None)
+                sign_out()
                 st.rerun()
         if not datasets:
             st.info("No dataset yet. Run `sgus demo` or `sgus import DIR`.")

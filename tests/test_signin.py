@@ -213,6 +213,77 @@ def test_a_role_change_reaches_an_open_session(serve_env):
     assert after.session_state["account"] == Account("ana", "viewer")
 
 
+def _reloaded(at: AppTest) -> AppTest:
+    """The same address opened again (a reload or a new tab): no session state, the address's
+    query parameters only."""
+    fresh = AppTest.from_file(APP, default_timeout=60)
+    fresh.query_params.update(at.query_params)
+    fresh.run()
+    assert not fresh.exception
+    return fresh
+
+
+def _is_signed_in(at: AppTest) -> bool:
+    return any("Signed in as **ana**" in m.value for m in at.sidebar.markdown)
+
+
+def test_a_reload_keeps_the_sign_in_until_sign_out(serve_env):
+    """Signing in puts a token in the address; reloading it resumes the sign-in without the
+    password (and the store holds only the token's hash). Signing out ends it: the same
+    address then shows the sign-in form and says why."""
+    at = _signed_in_app()
+    token = at.query_params["session"]
+    assert len(token) >= 40
+    assert _is_signed_in(_reloaded(at))
+    with LabelStore(serve_env) as labels, labels.engine.connect() as conn:
+        hashes = conn.execute(select(t.sign_ins.c.token_hash)).scalars().all()
+    assert hashes and token not in hashes
+
+    from sgus_core.auth import end_sign_in
+
+    with LabelStore(serve_env) as labels:  # what the sidebar's Sign out does (AppTest reruns a
+        end_sign_in(labels, token)  # page without the router that draws the sidebar)
+    again = _reloaded(at)
+    assert not _is_signed_in(again) and "sign_in_name" in [w.key for w in again.text_input]
+    assert any("sign-in has ended" in w.value for w in again.warning)
+
+
+def test_disabling_or_a_new_password_ends_every_open_sign_in(serve_env):
+    """An address signed in before the account was disabled, or before its password was
+    changed, no longer resumes; enabling the account again does not revive it."""
+    from sgus_core.auth import enable_user, set_password
+
+    at = _signed_in_app()
+    with LabelStore(serve_env) as labels:
+        disable_user(labels, "ana")
+        enable_user(labels, "ana")
+    assert not _is_signed_in(_reloaded(at))
+
+    at = _signed_in_app()
+    with LabelStore(serve_env) as labels:
+        set_password(labels, "ana", "another-long-password")
+    assert not _is_signed_in(_reloaded(at))
+
+
+def test_an_idle_sign_in_does_not_resume(serve_env):
+    """A sign-in unused for longer than the idle limit is ended when its address comes back."""
+    from datetime import UTC, datetime
+
+    from sgus_core.auth import SESSION_IDLE_LIMIT, resume_sign_in
+
+    at = _signed_in_app()
+    token = at.query_params["session"]
+    with LabelStore(serve_env) as labels:
+        with labels.engine.begin() as conn:
+            stale = datetime.now(UTC) - SESSION_IDLE_LIMIT * 1.1
+            conn.execute(t.sign_ins.update().values(last_seen_at=stale))
+        assert resume_sign_in(labels, token) is None
+        assert resume_sign_in(labels, "not-a-token") is None
+        with labels.engine.connect() as conn:
+            assert conn.execute(select(t.sign_ins.c.ended_at)).scalar() is not None
+    assert not _is_signed_in(_reloaded(at))
+
+
 # ---------------------------------------------------------------- bounded, constant-time answers
 
 

@@ -102,6 +102,12 @@ class AccountArea(StoreBase):
         with self.transaction() as conn:
             rater_id = self._rater_id(conn, name)
             conn.execute(t.raters.update().where(t.raters.c.id == rater_id).values(**values))
+            if disabled or password_hash is not None:  # no open sign-in outlives either
+                conn.execute(
+                    update(t.sign_ins)
+                    .where(t.sign_ins.c.rater_id == rater_id, t.sign_ins.c.ended_at.is_(None))
+                    .values(ended_at=utc_now())
+                )
             details = {k: v for k, v in values.items() if k != "password_hash"}
             if "password_hash" in values:
                 details["password"] = "changed"
@@ -110,6 +116,46 @@ class AccountArea(StoreBase):
         if found is None:  # only if the row vanished between write and read
             raise StoreError(f"The rater {name!r} was written but cannot be read back.")
         return found
+
+    # ------------------------------------------------------------ open sign-ins (serve)
+
+    def open_sign_in(self, name: str, token_hash: str) -> None:
+        """Record an open sign-in of account ``name`` under the hash of its browser token."""
+        with self.transaction() as conn:
+            now = utc_now()
+            rater_id = self._rater_id(conn, name)
+            conn.execute(insert(t.sign_ins).values(
+                token_hash=token_hash, rater_id=rater_id, created_at=now, last_seen_at=now))  # fmt: skip
+
+    def resume_sign_in(self, token_hash: str, idle_limit: timedelta) -> Rater | None:
+        """The account of the open sign-in with this token hash, its last use now; ``None``
+        (and the sign-in ended) when it is unknown, ended, idle longer than ``idle_limit``, or
+        its account is disabled."""
+        signs = t.sign_ins
+        with self.transaction() as conn:
+            raters = t.raters
+            row = conn.execute(
+                select(signs.c.id.label("sign_in"), signs.c.last_seen_at, raters.c.id,
+                       raters.c.name, raters.c.role, raters.c.disabled)
+                .join(raters, raters.c.id == signs.c.rater_id)
+                .where(signs.c.token_hash == token_hash, signs.c.ended_at.is_(None))
+            ).first()  # fmt: skip
+            if row is None:
+                return None
+            now = utc_now()
+            live = now - row.last_seen_at <= idle_limit and not row.disabled
+            values = {"last_seen_at": now} if live else {"ended_at": now}
+            conn.execute(update(signs).where(signs.c.id == row.sign_in).values(**values))
+            return Rater(row.id, row.name, row.role, row.disabled) if live else None
+
+    def end_sign_in(self, token_hash: str) -> None:
+        """End the open sign-in with this token hash (signing out); unknown ones are ignored."""
+        with self.transaction() as conn:
+            conn.execute(
+                update(t.sign_ins)
+                .where(t.sign_ins.c.token_hash == token_hash, t.sign_ins.c.ended_at.is_(None))
+                .values(ended_at=utc_now())
+            )
 
     def begin_login(self, name: str, since: datetime, limit: int) -> int | None:
         """Reserve a sign-in attempt for ``name``, or refuse it when the name is locked.

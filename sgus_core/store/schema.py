@@ -268,6 +268,17 @@ login_attempts = Table(
     Index("ix_login_attempts_name_at", "name", "at"),
 )
 
+sign_ins = Table(  # open sign-ins of `sgus serve`: a browser tab resumes one after a reload
+    "sign_ins",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", CheckedString(64, "sign-in token hash"), nullable=False, unique=True),
+    Column("rater_id", ForeignKey("raters.id"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

@@ -32,6 +32,9 @@ from sgus_core.store.schema import TextRules, fit_text, metadata, text_problem
 FORMAT = "sgus-backup/1"
 
 
+NOT_BACKED_UP = frozenset({"sign_ins"})  # open browser sign-ins: a restore starts with none
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$b64": base64.b64encode(bytes(value)).decode("ascii")}
@@ -61,7 +64,7 @@ def backup_store(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
-    tables = metadata.sorted_tables
+    tables = [t for t in metadata.sorted_tables if t.name not in NOT_BACKED_UP]
     counts: dict[str, int] = {}
     with store.engine.connect() as conn, conn.begin():
         if store.url.startswith("postgresql"):
@@ -113,7 +116,7 @@ def restore_store(
         raise StoreError(
             "The target store is not empty; point SGUS_DB_URL at an empty database to restore."
         )
-    by_name = {t.name: t for t in metadata.sorted_tables}
+    by_name = {t.name: t for t in metadata.sorted_tables if t.name not in NOT_BACKED_UP}
     restored = dict.fromkeys(by_name, 0)
     try:
         _restore_rows(store, handle, header, by_name, restored, progress)
