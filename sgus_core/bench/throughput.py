@@ -54,18 +54,25 @@ def images_per_second(
     model: KerasModel | FrozenGraphSegmenter, *, batch: int = 1, seconds: float = 3.0
 ) -> float:
     """Median images/s of a loaded model at ``batch`` over ~``seconds`` of timed runs (at least
-    10), after 3 warm-up runs."""
+    10), after 3 warm-up runs; a segmenter's images include its card's zero-shot test-time
+    flip."""
     if getattr(model, "design", "") == FEATURE_DESIGN:  # features of a gland, then the model
         return _feature_grader_rate(model, batch=batch, seconds=seconds)
     shape = (batch, *model.input_shape)
     x = np.random.default_rng(1).random(shape, dtype=np.float32)
     grade = model.card.get("task") == "grade"
-    # Only the Keras-file runtimes (Keras, ONNX Runtime, OpenVINO) run graders.
-    forward: Callable[[np.ndarray], np.ndarray] = (
-        model.predict_grades
-        if grade and isinstance(model, KerasModel)
-        else model.predict_probabilities
-    )
+    # Only the Keras-file runtimes (Keras, ONNX Runtime, OpenVINO) run graders. A segmenter
+    # runs as its card reads it zero-shot: with a test-time flip, two passes per image.
+    if grade and isinstance(model, KerasModel):
+        forward: Callable[[np.ndarray], np.ndarray] = model.predict_grades
+    else:
+        from sgus_core.inference.pipeline import Reading, probabilities
+
+        flip = Reading.of(model, "zero_shot").flip
+
+        def forward(batch: np.ndarray) -> np.ndarray:
+            return probabilities(model, batch, flip=flip)
+
     return _median_rate(lambda: forward(x), batch=batch, seconds=seconds, warm_up=3)
 
 

@@ -36,6 +36,38 @@ class Prediction:
     fov: Rect
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How a segmenter's output becomes a mask in one mode (``"zero_shot"`` or ``"prompted"``):
+    whether its probability is averaged with that of the left-right mirrored input (test-time
+    flip), and the probability threshold. A card's ``"reading"`` block sets them per mode
+    (chosen on the network's own training families by ``bench.generalisation.calibrate``);
+    without one: no flip, threshold 0.5."""
+
+    flip: bool = False
+    threshold: float = processing.THRESHOLD
+
+    @classmethod
+    def of(cls, segmenter: Segmenter, mode: str) -> Reading:
+        """The reading a segmenter's card gives for ``mode`` (the default without one)."""
+        card = getattr(segmenter, "card", None) or {}
+        block = (card.get("reading") or {}).get(mode) or {}
+        return cls(
+            flip=bool(block.get("flip", False)),
+            threshold=float(block.get("threshold", processing.THRESHOLD)),
+        )
+
+
+def probabilities(segmenter: Segmenter, batch: np.ndarray, *, flip: bool = False) -> np.ndarray:
+    """(N, H, W) gland probabilities of a network-input batch; with ``flip`` the mean of the
+    batch's and its left-right mirror's (mirrored back)."""
+    out = segmenter.predict_probabilities(batch)
+    if flip:
+        mirrored = segmenter.predict_probabilities(np.ascontiguousarray(batch[:, :, ::-1]))
+        out = (out + mirrored[:, :, ::-1]) / 2
+    return out
+
+
 def grader_input(fov_pixels: np.ndarray, fov_mask: np.ndarray | None, grader: Grader) -> np.ndarray:
     """The grader's (H, W, C) input for one FOV crop: the whole FOV (``grader_frame``) or the
     padded gland box with its mask as a second channel (``grader_crop``), as in training; a
@@ -85,21 +117,24 @@ def segment_frames(
     *,
     grader: Grader | None = None,
     batch_size: int = 8,
-    threshold: float = processing.THRESHOLD,
+    reading: Reading | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Prediction]:
-    """Segment (and grade) frames in batches; raw scanner screenshots work through their FOV."""
+    """Segment (and grade) frames in batches; raw scanner screenshots work through their FOV.
+    ``reading`` overrides the segmenter card's zero-shot :class:`Reading`."""
+    reading = reading or Reading.of(segmenter, "zero_shot")
     out: list[Prediction] = []
     for start in range(0, len(frames), max(1, batch_size)):
         chunk = frames[start : start + batch_size]
         crops = [f.pixels[f.fov.slices] for f in chunk]
         batch = np.concatenate([processing.preprocess(c, segmenter.input_shape) for c in crops])
-        probabilities = segmenter.predict_probabilities(batch)
-        masks, maps = [], []
-        for frame, prob in zip(chunk, probabilities, strict=True):
+        maps, masks = [], []
+        for frame, prob in zip(
+            chunk, probabilities(segmenter, batch, flip=reading.flip), strict=True
+        ):
             full = processing.probability_in_frame(prob, frame.fov, frame.pixels.shape)
             maps.append(full)
-            masks.append(processing.postprocess(full, threshold=threshold))
+            masks.append(processing.postprocess(full, threshold=reading.threshold))
         grades = None
         if grader is not None:
             inputs = np.stack(
@@ -148,7 +183,7 @@ def segment_prompted(
     prompt: Prompt,
     *,
     grader: Grader | None = None,
-    threshold: float = processing.THRESHOLD,
+    reading: Reading | None = None,
 ) -> Prediction:
     """Segment one frame from a prompt: a box around the gland and optional clicks.
 
@@ -170,9 +205,12 @@ def segment_prompted(
     height, width = int(segmenter.input_shape[0]), int(segmenter.input_shape[1])
     x = processing.preprocess(frame.pixels[region.slices], segmenter.input_shape)
     x[0, :, :, 1:] = encode_prompt(prompt, region, (height, width))
-    probability = segmenter.predict_probabilities(x)[0]
+    reading = reading or Reading.of(segmenter, "prompted")
+    probability = probabilities(segmenter, x, flip=reading.flip)[0]
     full = processing.probability_in_frame(probability, region, frame.pixels.shape)
-    mask = processing.postprocess(full, threshold=threshold, keep=_prompted_region_picker(prompt))
+    mask = processing.postprocess(
+        full, threshold=reading.threshold, keep=_prompted_region_picker(prompt)
+    )
     grades = None
     if grader is not None:
         crop = frame.pixels[frame.fov.slices]

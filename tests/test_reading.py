@@ -1,0 +1,64 @@
+"""How a segmenter's probability becomes a mask: the card's reading (test-time flip, threshold),
+and the calibration that chooses it on the network's own training families."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sgus_core.bench.generalisation import calibrate
+from sgus_core.imaging import Frame, Rect
+from sgus_core.inference.pipeline import Reading, segment_frames
+
+
+class Constant:
+    """A stand-in network: the same probability map whatever it is shown."""
+
+    runtime = "test"
+
+    def __init__(self, probability: np.ndarray, channels: int = 1, card: dict | None = None):
+        self.name = "constant"
+        self.input_shape = (*probability.shape, channels)
+        self.card = card or {}
+        self._p = probability.astype(np.float32)
+
+    def predict_probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return np.repeat(self._p[None], len(batch), axis=0)
+
+
+def _frame() -> Frame:
+    pixels = np.random.default_rng(0).integers(0, 255, (40, 60), dtype=np.uint8)
+    return Frame(pixels, None, Rect(0, 0, 60, 40))
+
+
+def test_without_a_reading_the_mask_is_the_probability_above_one_half():
+    left = np.zeros((20, 30))
+    left[:, :15] = 0.9
+    (pred,) = segment_frames(Constant(left), [_frame()])
+    assert pred.mask[:, :28].all() and not pred.mask[:, 32:].any()
+
+
+def test_the_cards_flip_averages_the_mirrored_input():
+    """A network that always says "left half" says "everywhere 0.45" once its mirror image is
+    averaged in: the card's threshold then decides between everything and nothing."""
+    left = np.zeros((20, 30))
+    left[:, :15] = 0.9
+    flip_low = {"reading": {"zero_shot": {"flip": True, "threshold": 0.4}}}
+    flip_plain = {"reading": {"zero_shot": {"flip": True, "threshold": 0.5}}}
+    assert segment_frames(Constant(left, card=flip_low), [_frame()])[0].mask.all()
+    assert not segment_frames(Constant(left, card=flip_plain), [_frame()])[0].mask.any()
+    override = segment_frames(Constant(left, card=flip_low), [_frame()], reading=Reading())
+    assert not override[0].mask[:, 32:].any()
+
+
+def test_calibration_chooses_the_prompted_reading_that_serves_its_training_families():
+    """A prompted network that is 0.45 sure everywhere finds nothing at threshold 0.5;
+    calibration on its training families picks a lower threshold for prompts, says what the
+    plain reading scored, and leaves the zero-shot reading plain."""
+    net = Constant(np.full((24, 32), 0.45), channels=4)
+    block = calibrate(net, ["phantom", "scatter"], n=2)
+    assert set(block) == {"prompted"}
+    chosen = block["prompted"]
+    assert chosen["threshold"] < 0.45 and chosen["chosen_on"] == ["phantom", "scatter"]
+    assert chosen["worst_iou"] > chosen["plain_worst_iou"] == 0.0
+    assert chosen["flip"] is False  # a flip changes nothing here: the plainer reading is kept
+    assert calibrate(Constant(np.full((24, 32), 0.45)), ["phantom"], n=1) == {}
