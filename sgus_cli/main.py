@@ -623,7 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--make-default",
         action="store_true",
-        help="with --keep-as: make it the default and the prompted segmenter (models/default.json)",
+        help="with --keep-as: make it the default segmenter (and the prompted one unless "
+        "--zero-shot-only) in models/default.json",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_generalisation)

@@ -146,3 +146,29 @@ def test_a_tiny_network_trains_on_rendered_frames(tmp_path):
     assert result.epochs_run == 2 and len(result.history["val_iou"]) == 2
     assert 0.0 <= result.test_metrics["val_iou"] <= 1.0
     assert result.input_shape == (64, 96, 4) and result.n_train == 8
+
+
+def test_keeping_a_zero_shot_network_leaves_the_prompted_default_alone(tmp_path):
+    """A zero-shot-only network kept as the default segmenter does not become the prompted
+    one (it cannot take a box); its card carries the benchmark's table."""
+    import json
+
+    from sgus_core.bench.generalisation import keep_model
+
+    work, models = tmp_path / "work", tmp_path / "models"
+    work.mkdir()
+    models.mkdir()
+    for suffix in (".keras", ".onnx"):
+        (work / f"net{suffix}").write_bytes(b"weights")
+    (work / "net.json").write_text(json.dumps({"name": "net", "task": "segment"}))
+    (models / "default.json").write_text(json.dumps({"segment": "old", "prompted": "boxy"}))
+    result = {"recipe": {"prompted": False}, "held_out": {"phantom": {"zero_shot": 0.4}},
+              "worst_held_out": {"zero_shot": 0.4}, "all_families_model": str(work / "net.keras")}  # fmt: skip
+    keep_model(result, models, "zs", make_default=True)
+    assert json.loads((models / "default.json").read_text()) == {
+        "segment": "zs",
+        "prompted": "boxy",
+    }
+    assert json.loads((models / "zs.json").read_text())["generalisation"]["worst_held_out"] == {
+        "zero_shot": 0.4
+    }

@@ -391,7 +391,8 @@ def keep_model(
 ) -> Path:
     """Copy the network trained on every family into ``models_dir`` as ``name`` (weights, ONNX
     copy, card), with the benchmark's table in its card under ``"generalisation"``; with
-    ``make_default`` it becomes the default and the prompted segmenter in ``default.json``.
+    ``make_default`` it becomes the default segmenter in ``default.json`` (and the prompted
+    one, when it takes prompts).
     Returns the card's path.
 
     Raises:
@@ -415,7 +416,10 @@ def keep_model(
     if make_default:
         from sgus_core.inference.registry import DEFAULTS_FILE, default_model_names
 
-        defaults = default_model_names(models_dir) | {"segment": name, "prompted": name}
+        chosen = {"segment": name}
+        if result["recipe"].get("prompted", True):
+            chosen["prompted"] = name
+        defaults = default_model_names(models_dir) | chosen
         (models_dir / DEFAULTS_FILE).write_text(json.dumps(defaults, indent=2) + "\n")
     return card_path
 
