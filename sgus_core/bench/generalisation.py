@@ -201,11 +201,11 @@ def calibrate(
         "frames_per_family", "worst_iou", "plain_worst_iou"}}`` (``plain``: no flip, threshold
         0.5), empty for a zero-shot-only segmenter.
     """
+    if not takes_prompts(segmenter.input_shape):
+        return {}
     frames = {
         name: [family(name)(CALIBRATION_FIRST_SEED + i) for i in range(n)] for name in families
     }
-    if not takes_prompts(segmenter.input_shape):
-        return {}
     seen = {name: [as_imported(f) for f in group] for name, group in frames.items()}
 
     def worst_family_iou(reading: Reading) -> float:
