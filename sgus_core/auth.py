@@ -194,8 +194,15 @@ def authenticate(store: LabelStore, name: str, password: str) -> Account:
     return Account(rater.name, rater.role)
 
 
+MAX_TOKEN_LENGTH = 100  # a browser token is 43 characters; anything much longer is not one
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _is_token(token: str) -> bool:
+    return bool(token) and len(token) <= MAX_TOKEN_LENGTH
 
 
 def open_sign_in(store: LabelStore, account: Account) -> str:
@@ -210,7 +217,7 @@ def resume_sign_in(store: LabelStore, token: str) -> Account | None:
     """The account of an open sign-in, or ``None`` when the token is unknown, signed out,
     idle longer than :data:`SESSION_IDLE_LIMIT` or its account disabled (a password change or
     disabling ends every open sign-in of the account). Using it keeps it from going idle."""
-    if not token or len(token) > 100:
+    if not _is_token(token):
         return None
     rater = store.resume_sign_in(_token_hash(token), SESSION_IDLE_LIMIT)
     return None if rater is None else Account(rater.name, rater.role)
@@ -218,7 +225,7 @@ def resume_sign_in(store: LabelStore, token: str) -> Account | None:
 
 def end_sign_in(store: LabelStore, token: str) -> None:
     """Sign out: the token no longer resumes anything."""
-    if token and len(token) <= 100:
+    if _is_token(token):
         store.end_sign_in(_token_hash(token))
 
 

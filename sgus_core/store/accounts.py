@@ -6,7 +6,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from sgus_core.errors import StoreError
@@ -103,11 +103,7 @@ class AccountArea(StoreBase):
             rater_id = self._rater_id(conn, name)
             conn.execute(t.raters.update().where(t.raters.c.id == rater_id).values(**values))
             if disabled or password_hash is not None:  # no open sign-in outlives either
-                conn.execute(
-                    update(t.sign_ins)
-                    .where(t.sign_ins.c.rater_id == rater_id, t.sign_ins.c.ended_at.is_(None))
-                    .values(ended_at=utc_now())
-                )
+                self._end_sign_ins(conn, t.sign_ins.c.rater_id == rater_id)
             details = {k: v for k, v in values.items() if k != "password_hash"}
             if "password_hash" in values:
                 details["password"] = "changed"
@@ -151,11 +147,15 @@ class AccountArea(StoreBase):
     def end_sign_in(self, token_hash: str) -> None:
         """End the open sign-in with this token hash (signing out); unknown ones are ignored."""
         with self.transaction() as conn:
-            conn.execute(
-                update(t.sign_ins)
-                .where(t.sign_ins.c.token_hash == token_hash, t.sign_ins.c.ended_at.is_(None))
-                .values(ended_at=utc_now())
-            )
+            self._end_sign_ins(conn, t.sign_ins.c.token_hash == token_hash)
+
+    @staticmethod
+    def _end_sign_ins(conn: Connection, which: ColumnElement[bool]) -> None:
+        """End the open sign-ins ``which`` selects."""
+        signs = t.sign_ins
+        conn.execute(
+            update(signs).where(which, signs.c.ended_at.is_(None)).values(ended_at=utc_now())
+        )
 
     def begin_login(self, name: str, since: datetime, limit: int) -> int | None:
         """Reserve a sign-in attempt for ``name``, or refuse it when the name is locked.
