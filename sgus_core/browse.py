@@ -122,13 +122,13 @@ def image_detail(store: LabelStore, image_id: int) -> ImageDetail:
     frame = load_frame(store, image)
     masks = store.mask_history(image_id)
     latest: dict[str, MaskVersion] = {m.rater: m for m in masks}
-    rater_ids = {r.name: r.id for r in store.list_raters()}
+    colours = {r.name: rater_colour(r.id) for r in store.list_raters()}
     overlays = [
         Overlay(
             label=name,
             mask=imaging.decode_mask_png(version.png),
-            colour_name=rater_colour(rater_ids[name])[0],
-            colour=rater_colour(rater_ids[name])[1],
+            colour_name=colours[name][0],
+            colour=colours[name][1],
             version_id=version.id,
             area_px=version.area_px,
         )
