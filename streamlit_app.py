@@ -4,6 +4,10 @@ from pathlib import Path
 
 import streamlit as st
 
+# The Live page's WebRTC stack (pylibsrtp) crashes the process when it is first imported after
+# TensorFlow (loaded by the Train page or a Keras-runtime model); imported first, both work.
+import streamlit_webrtc  # noqa: F401
+
 from sgus_ui.state import sidebar, sign_in_page, signed_in
 
 # A local icon: a Material or emoji icon would be fetched from a font host (fails offline).
@@ -17,6 +21,7 @@ if not signed_in():  # serve mode: nothing but the sign-in form until someone si
 pages = [
     st.Page("pages/browse.py", title="Browse", icon=":material/grid_view:", default=True),
     st.Page("pages/predict.py", title="Predict", icon=":material/model_training:"),
+    st.Page("pages/live.py", title="Live", icon=":material/videocam:"),
     st.Page("pages/annotate.py", title="Annotate", icon=":material/draw:"),
     st.Page("pages/review.py", title="Review", icon=":material/analytics:"),
     st.Page("pages/patients.py", title="Patients", icon=":material/person:"),

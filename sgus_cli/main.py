@@ -22,6 +22,7 @@ from sgus_cli.bench import (
     cmd_bench_startup,
 )
 from sgus_cli.common import StageBars, open_store, progress_bar
+from sgus_cli.live import add_parsers as add_live_parsers
 from sgus_core import __version__
 from sgus_core.errors import SgusError, StoreError
 from sgus_core.settings import Settings, load_settings
@@ -490,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
         "those frames go to the prompted segmenter",
     )
     p.set_defaults(func=cmd_predict)
+
+    add_live_parsers(sub)
 
     p = sub.add_parser("train", help="train or fine-tune a model on a dataset's labels")
     p.add_argument("task", choices=("segment", "grade"))

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -30,6 +32,7 @@ from sgus_core.store import (
     Grade,
     LabelStore,
     MaskVersion,
+    NewImage,
     PredictionRecord,
     Rater,
     StatusEvent,
@@ -328,6 +331,15 @@ class AccountStore:
         name rather than the model's."""
         self.require_may_write()
         return self.store.save_prediction(image_id, model_name, png, actor=self.account.name, **kw)
+
+    def add_frames(
+        self, dataset: str, root_path: Path, new_images: Sequence[NewImage]
+    ) -> list[tuple[int, bool]]:
+        """Add frames to a dataset (created, rooted at ``root_path``, when it is new), audited
+        under this person (a viewer is refused): what Live's Capture writes."""
+        self.require_may_write()
+        ds = self.store.ensure_dataset(dataset, root_path, actor=self.account.name)
+        return self.store.add_images(ds.id, new_images, actor=self.account.name)
 
     def create_round(self, *args: Any, **kw: Any) -> StudyRound:
         """:meth:`LabelStore.create_round` (admins only)."""

@@ -39,3 +39,7 @@ class ScoreError(SgusError, ValueError):
 
 class PromptError(SgusError):
     """A box or click prompt that does not fit its frame, or a prompts CSV row that is malformed."""
+
+
+class SourceError(SgusError):
+    """A live source (a capture device, a stream address, a video file) cannot be opened or read."""

@@ -10,6 +10,10 @@ import os
 import uuid
 
 import pytest
+
+# Before anything imports TensorFlow: the Live page's WebRTC stack (pylibsrtp) crashes the process
+# when it is first imported after TensorFlow (streamlit_app.py imports it first for the same reason).
+import streamlit_webrtc  # noqa: F401
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
 
