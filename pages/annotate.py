@@ -22,6 +22,7 @@ from sgus_ui.annotate_panels import (
     area_caption,
     canvas_editor,
     grading_panel,
+    has_unsaved_edits,
     mask_operations,
     pen_settings,
 )
@@ -155,7 +156,18 @@ def choose_start(
     return option, begin_edit(reading, option, lambda: start_mask(option, shape))
 
 
-def save_panel(
+def save_buttons(queue: Queue) -> tuple[bool, bool, DeltaGenerator]:
+    """Save and (outside rounds) Save & next, at the top of the grading column so that they are
+    on screen beside the canvas; returns which was pressed and the place for the save messages."""
+    save = st.button("Save", key="ann_save", type="primary", shortcut="ctrl+s", width="stretch")
+    save_next = queue.study_round is None and st.button(
+        "Save & next", key="ann_save_next", shortcut="ctrl+enter", width="stretch"
+    )
+    return save, save_next, st.container()
+
+
+def save_action(
+    pressed: tuple[bool, bool, DeltaGenerator],
     image: ImageRecord,
     account: Account,
     session: EditSession,
@@ -164,12 +176,10 @@ def save_panel(
     current: np.ndarray,
     grading: Grading,
 ) -> None:
-    """Save (and, outside rounds, Save & next), then a confirmation that names the frame and
-    what remains; a frame that leaves the round's queue hands its place to the next one."""
-    save = st.button("Save", key="ann_save", type="primary", shortcut="ctrl+s", width="stretch")
-    save_next = queue.study_round is None and st.button(
-        "Save & next", key="ann_save_next", shortcut="ctrl+enter", width="stretch"
-    )
+    """What Save or Save & next does once the mask and the grades of this run are known, then
+    the confirmation (in the place under the buttons) that names the frame and what remains; a
+    frame that leaves the round's queue hands its place to the next one."""
+    save, save_next, messages = pressed
     if save or save_next:
         flag = grading.flag.strip()
         study_round = queue.study_round
@@ -192,7 +202,7 @@ def save_panel(
                 prompted=session.prompted,
             )
         except SgusError as exc:
-            st.error(str(exc))
+            messages.error(str(exc))
         else:
             session.saved(current, outcome)
             leaves = queue.hides_done and not flag
@@ -206,10 +216,9 @@ def save_panel(
             st.rerun()
     for message in save_messages(image.id):
         if message.startswith("!"):
-            st.warning(message[1:])
+            messages.warning(message[1:])
         else:
-            st.success(message)
-    st.caption(CAVEAT)
+            messages.success(message)
 
 
 _LAST_SAVE = "ann_last_save"
@@ -259,19 +268,22 @@ def render() -> None:
     left, right = st.columns([3, 1.3])
     reading = Reading(account.name, study_round.id if study_round else None, image_id)
     with right:
+        pressed = save_buttons(queue)
         option, session = choose_start(visible, reading, frame.pixels.shape)
     # A blind round hides the model, also when its frame is opened from the whole-dataset queue.
     blind = (study_round is not None and study_round.blind) or labels_store.hides(image_id)
     segmenter = None if blind else prompted_segmenter()
     with left:
-        pen = pen_settings(prompts=segmenter is not None)
-        current, strokes, marks = canvas_editor(frame, image, session, pen)
+        pen, view = pen_settings(prompts=segmenter is not None, has_fov=image.fov is not None)
+        current, strokes, marks = canvas_editor(frame, image, session, pen, view)
         if segmenter is not None and not marks.empty:
             answer_prompt(segmenter, frame, session, marks, current)
-        area_caption(image, current, mask_operations(session, option, current, strokes), marks)
+        area_caption(image, current, has_unsaved_edits(session, strokes), marks)
+        mask_operations(session, option, current, strokes)
     with right:
         grading = grading_panel(visible, reading)
-        save_panel(image, account, session, option, queue, current, grading)
+        save_action(pressed, image, account, session, option, queue, current, grading)
+        st.caption(CAVEAT)
         if not blind:
             offer_fine_tune(dataset.name, account.name, account.can_manage)
 

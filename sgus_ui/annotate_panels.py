@@ -37,9 +37,11 @@ from sgus_ui.annotate_state import (
     Reading,
     canvas_json,
     grade_shortcuts,
+    keep_strokes_across_resize,
     leave_guard,
     resolve_canvas_json,
 )
+from sgus_ui.canvas_view import PageSize, canvas_view
 
 if TYPE_CHECKING:
     from sgus_core.annotate.saving import StartOption
@@ -48,7 +50,9 @@ if TYPE_CHECKING:
     from sgus_core.store import ImageRecord
     from sgus_core.study.rounds import VisibleLabels
 
-CANVAS_MAX_WIDTH = 620  # fits the left column of a 1280 px wide window
+CANVAS_MAX_WIDTH = 620  # before the browser has said how wide the column is
+CANVAS_MIN_SIDE = 240  # px: a canvas never shrinks below this, however small the window
+CANVAS_BOTTOM_MARGIN = 44  # px under a canvas fitted to the window: the area line stays on screen
 GRADES = [0, 1, 2, 3]
 ADD_COLOUR = "#00dc78"
 PEN_BACK_TO_ADD = "ann_pen_back_to_add"
@@ -93,6 +97,16 @@ class Pen:
 
 
 @dataclass(frozen=True)
+class View:
+    """How the frame is shown (display only; the frame and the mask never change): zoomed into
+    the field of view, brightness and contrast."""
+
+    zoom: bool
+    brightness: float
+    contrast: float
+
+
+@dataclass(frozen=True)
 class Grading:
     """What the grading panel holds: grades, optional Hocevar items, confidence, comment, flag."""
 
@@ -104,10 +118,11 @@ class Grading:
     flag: str
 
 
-def pen_settings(*, prompts: bool = False) -> Pen:
-    """The row of drawing tools above the canvas (with the model's box and click tools when a
-    prompted segmenter may be used)."""
-    tools = st.columns([3, 2, 2, 2])
+def pen_settings(*, prompts: bool = False, has_fov: bool = True) -> tuple[Pen, View]:
+    """The row above the canvas: pen, tool (with the model's box and click tools when a prompted
+    segmenter may be used), brush, and a View popover (zoom into the field of view, overlay
+    opacity, brightness, contrast). One row, so that the canvas starts high on the page."""
+    tools = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     if st.session_state.pop(PEN_BACK_TO_ADD, False):  # a new frame starts with the pen on add
         st.session_state["ann_mode"] = "add"
     mode = tools[0].segmented_control(
@@ -131,16 +146,32 @@ def pen_settings(*, prompts: bool = False) -> Pen:
         "then click on the gland or beside it to correct the outline",
     )
     width = tools[2].slider("Brush px", 1, 60, 12, key="ann_brush")
-    opacity = tools[3].slider("Overlay opacity", 0.0, 1.0, 0.35, 0.05, key="ann_opacity")
+    with tools[3].popover("View", width="stretch"):
+        zoom = st.toggle("Zoom into the field of view", key="ann_zoom", value=has_fov)
+        opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.35, 0.05, key="ann_opacity")
+        brightness = st.slider("Brightness", -100, 100, 0, 5, key="ann_bright")
+        contrast = st.slider("Contrast", 0.5, 3.0, 1.0, 0.1, key="ann_contrast")
+        st.caption("Display only: the frame and the saved mask do not change.")
     if kind in TOOL_HINTS:
         st.caption(TOOL_HINTS[kind])
-    return Pen(mode, kind, width, opacity)
+    return Pen(mode, kind, width, opacity), View(zoom, brightness, contrast)
+
+
+def canvas_limits(page: PageSize | None) -> tuple[int, int | None]:
+    """The canvas's largest display width and height: the column's width, and the window's
+    height below the canvas's top (so the whole canvas is on screen); before the browser has
+    reported, :data:`CANVAS_MAX_WIDTH` wide."""
+    if page is None:
+        return CANVAS_MAX_WIDTH, None
+    height = page.window_height - page.canvas_top - CANVAS_BOTTOM_MARGIN
+    return max(CANVAS_MIN_SIDE, page.column_width), max(CANVAS_MIN_SIDE, height)
 
 
 def canvas_editor(
-    frame: Frame, image: ImageRecord, session: EditSession, pen: Pen
+    frame: Frame, image: ImageRecord, session: EditSession, pen: Pen, view: View
 ) -> tuple[np.ndarray, list[Stroke], Marks]:
-    """The zoom toggle and the canvas over the frame and the mask being edited.
+    """The canvas over the frame and the mask being edited, sized to the page (see
+    :mod:`sgus_ui.canvas_view`: it fills the column and fits the window, with wheel zoom and pan).
 
     Returns:
         The edited mask ((H, W) bool at the frame's size: the session's mask with the canvas
@@ -148,17 +179,12 @@ def canvas_editor(
         prompt marks (box, clicks) drawn for the model, in frame pixels.
     """
     shape = frame.pixels.shape
-    view = st.columns([3, 1])
-    with view[0]:
-        zoom = st.toggle("Zoom into the field of view", key="ann_zoom", value=image.fov is not None)
-    with view[1].popover("Brightness / contrast", width="stretch"):
-        brightness = st.slider("Brightness", -100, 100, 0, 5, key="ann_bright")
-        contrast = st.slider("Contrast", 0.5, 3.0, 1.0, 0.1, key="ann_contrast")
-        st.caption("Display only: the frame and the saved mask do not change.")
-    rect = image.fov if zoom and image.fov else (0, 0, shape[1], shape[0])
+    page = canvas_view()
+    rect = image.fov if view.zoom and image.fov else (0, 0, shape[1], shape[0])
     region = edit.crop_zoom(shape, rect)
-    display = region.fit(CANVAS_MAX_WIDTH)
+    display = region.fit(*canvas_limits(page))
     canvas_key = f"ann_canvas_{image.id}_{session.generation}"
+    keep_strokes_across_resize(session, canvas_key, region, display)
     adding = pen.mode == "add"
     fill = "rgba(0, 220, 120, 0.3)" if adding else "rgba(255, 60, 60, 0.3)"
     stroke, drawing_mode = (ADD_COLOUR if adding else ERASE_COLOUR), pen.kind
@@ -170,7 +196,7 @@ def canvas_editor(
         stroke_width=2 if pen.marking else pen.width,
         stroke_color=stroke,
         background_image=canvas_background(
-            imaging.display_window(frame.pixels, brightness, contrast),
+            imaging.display_window(frame.pixels, view.brightness, view.contrast),
             session.history.current,
             opacity=pen.opacity,
             region=region,
@@ -265,10 +291,15 @@ def grading_panel(visible: VisibleLabels, reading: Reading) -> Grading:
     return Grading(devita, omeract, hocevar, confidence, comment, flag)
 
 
+def has_unsaved_edits(session: EditSession, strokes: list[Stroke]) -> bool:
+    """Strokes on the canvas, or steps in the history since the start or the last save."""
+    return bool(strokes) or session.history.can_undo
+
+
 def mask_operations(
     session: EditSession, option: StartOption, current: np.ndarray, strokes: list[Stroke]
-) -> bool:
-    """The buttons under the canvas (clean-up, undo, redo, reset, clear); True with unsaved edits."""
+) -> None:
+    """The buttons under the canvas and its area line: clean-up, undo, redo, reset, clear."""
     history = session.history
     ops = [*st.columns(3), *st.columns(4)]  # two rows: clean-up, then undo / redo / reset / clear
     actions = {
@@ -279,7 +310,7 @@ def mask_operations(
     for col, (label, op) in zip(ops, actions.items(), strict=False):
         if col.button(label, key=f"ann_op_{label}", width="stretch"):
             session.commit(op(current))
-    dirty = bool(strokes) or history.can_undo
+    dirty = has_unsaved_edits(session, strokes)
     if ops[3].button(
         "Undo", key="ann_undo", shortcut="ctrl+z", disabled=not dirty, width="stretch"
     ):
@@ -295,7 +326,6 @@ def mask_operations(
     if ops[6].button("Clear", key="ann_clear", width="stretch"):
         session.forget_prompt()
         session.commit(current & False)
-    return dirty
 
 
 def answer_prompt(

@@ -14,8 +14,11 @@ import numpy as np
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from sgus_core.annotate.editing import EditHistory
+from sgus_core.annotate import editing as edit
+from sgus_core.annotate.editing import EditHistory, Region
+from sgus_core.annotate.prompting import split_canvas
 from sgus_core.annotate.saving import SaveOutcome, StartOption
+from sgus_core.annotate.strokes import strokes_from_canvas
 from sgus_core.inference.prompts import Prompt
 
 ERASE_COLOUR = "#ff3c3c"
@@ -24,6 +27,7 @@ _CANVAS_JSON = "ann_canvas_json"  # the drawing the canvas should hold (tests in
 _REPORTED = "ann_canvas_reported"  # the drawing the canvas last reported
 _SEED = "ann_canvas_seed"  # the drawing the canvas was last seeded with
 _MESSAGES = "ann_messages"
+_GEOMETRY = "ann_canvas_geometry"  # (canvas key, region, display size) of the last run
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,27 @@ def current_queue_position(queue: list[int]) -> int:
 def _clear_canvas() -> None:
     for key in (_CANVAS_JSON, _REPORTED, _SEED):
         st.session_state.pop(key, None)
+
+
+def keep_strokes_across_resize(
+    session: EditSession, canvas_key: str, region: Region, display: tuple[int, int]
+) -> None:
+    """The canvas's geometry (the part of the frame it shows, its size on screen) changed under
+    strokes not yet in the mask (zoom switched, window resized): draw them into the mask with
+    the geometry they were drawn in, then start a fresh canvas (the page reruns)."""
+    previous = st.session_state.get(_GEOMETRY)
+    st.session_state[_GEOMETRY] = (canvas_key, region, display)
+    if previous is None or previous[0] != canvas_key or previous[1:] == (region, display):
+        return
+    drawing, _ = split_canvas(st.session_state.get(_CANVAS_JSON))
+    strokes = strokes_from_canvas(drawing, mode="add", erase_stroke_color=ERASE_COLOUR)
+    if strokes:
+        _, old_region, old_display = previous
+        session.commit(
+            edit.compose(
+                session.history.current, strokes, display_size=old_display, region=old_region
+            )
+        )
 
 
 def canvas_json(canvas_key: str) -> dict | None:

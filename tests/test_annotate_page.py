@@ -50,14 +50,35 @@ def _start_empty(at: AppTest) -> AppTest:
     return start.select("empty").run()
 
 
+def test_strokes_stay_where_they_were_drawn_when_the_zoom_changes(demo_env):
+    """A rectangle drawn on the zoomed canvas is drawn into the mask where it was drawn when
+    the zoom is switched off (the canvas changes scale); before, the unzoomed canvas read the
+    same stroke at its own scale and the outline jumped and changed size."""
+    at = _annotate()
+    _start_empty(at)
+    assert at.toggle(key="ann_zoom").value  # the demo frames have a field of view
+    at.session_state["ann_canvas_json"] = {"objects": [_rect(100, 100, 200, 80)]}
+    at.run()
+    zoomed = _area_px(at)
+    at.toggle(key="ann_zoom").set_value(False).run()
+    assert not at.exception, at.exception
+    assert zoomed > 1000 and abs(_area_px(at) - zoomed) <= 0.02 * zoomed
+    assert at.button(key="ann_undo").disabled is False  # the stroke is one step of the history
+
+
+def _area_px(at: AppTest) -> int:
+    caption = next(c.value for c in at.caption if c.value.startswith("Gland area"))
+    return int(caption.split()[2])
+
+
 def test_drawn_and_erased_strokes_are_saved_as_a_new_version(demo_env):
     """A rectangle drawn in add mode minus one drawn in erase mode is what gets saved."""
     at = _annotate()
     _start_empty(at)
+    at.toggle(key="ann_zoom").set_value(False).run()
     at.session_state["ann_canvas_json"] = {
         "objects": [_rect(100, 100, 200, 80), _rect(100, 100, 100, 80, colour="#ff3c3c")]
     }
-    at.toggle(key="ann_zoom").set_value(False).run()
     at.segmented_control(key=next(k for k in _keys(at) if k.startswith("ann_devita_"))).set_value(
         2
     ).run()

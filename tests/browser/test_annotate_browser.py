@@ -28,6 +28,15 @@ def _drag(page, box, points):
     page.mouse.up()
 
 
+def _unzoom(page):
+    """Show the whole frame (View -> Zoom into the field of view off), then close the popover."""
+    page.get_by_role("button", name="View").click()
+    page.get_by_text("Zoom into the field of view").click()
+    _settle(page)
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)
+
+
 def test_draw_erase_and_save_a_mask(app_url, app_db_url, page, tmp_path):
     """A drawn stroke minus an erased part is saved as a new version with those pixels."""
     artifacts = tmp_path
@@ -39,7 +48,7 @@ def test_draw_erase_and_save_a_mask(app_url, app_db_url, page, tmp_path):
     page.keyboard.type("empty")
     page.keyboard.press("Enter")
     page.wait_for_timeout(1500)
-    page.get_by_text("Zoom into the field of view").click()
+    _unzoom(page)
     canvas = page.locator("canvas.upper-canvas").first
     expect(canvas).to_be_visible(timeout=30_000)
     page.wait_for_timeout(1000)
@@ -95,7 +104,7 @@ def test_drag_a_box_and_save_the_model_outline(app_url, app_db_url, page, tmp_pa
     page.keyboard.type("empty")
     page.keyboard.press("Enter")
     page.wait_for_timeout(1500)
-    page.get_by_text("Zoom into the field of view").click()
+    _unzoom(page)
     tool = page.locator("[data-testid='stSelectbox']", has_text="Tool")
     tool.click()
     page.keyboard.type("box (model)")
@@ -149,3 +158,37 @@ def test_a_polygon_closed_on_its_first_corner_joins_the_mask(app_url, page):
     caption = page.locator("[data-testid='stCaptionContainer']", has_text="Gland area").first
     area = int(caption.inner_text().split("Gland area ")[1].split(" px")[0])
     assert area > 1000
+
+
+def test_the_canvas_fits_the_screen_and_zooms_with_the_wheel(app_url, page, tmp_path):
+    """At 1280 x 800 the whole canvas and the Save button are on screen without scrolling, the
+    canvas as wide as the column allows; the wheel zooms about the pointer, a stroke drawn
+    zoomed lands where it was drawn, and Fit shows the whole view again."""
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{app_url}/annotate")
+    page.get_by_role("heading", name="Annotate").wait_for(timeout=60_000)
+    canvas = page.locator("canvas.upper-canvas").first
+    expect(canvas).to_be_visible(timeout=30_000)
+    _settle(page)
+    page.wait_for_timeout(1500)  # the page has reported its size and the canvas was fitted
+    whole = canvas.bounding_box()
+    assert whole["y"] + whole["height"] <= 800 and whole["width"] >= 400
+    save = page.locator("button[data-testid='stBaseButton-primary']", has_text="Save")
+    saved_at = save.bounding_box()
+    assert saved_at["y"] + saved_at["height"] <= 800
+    centre = (whole["x"] + whole["width"] / 2, whole["y"] + whole["height"] / 2)
+    page.mouse.move(*centre)
+    page.mouse.wheel(0, -600)
+    page.wait_for_timeout(300)
+    zoomed = canvas.bounding_box()
+    assert zoomed["width"] > 2 * whole["width"]  # zoomed about the pointer: the centre stays
+    assert abs(zoomed["x"] + zoomed["width"] / 2 - centre[0]) < 0.1 * zoomed["width"]
+    start = page.get_by_text("Gland area", exact=False).first.inner_text()
+    _drag(page, {"x": 0, "y": 0}, [(centre[0] - 20, centre[1]), (centre[0] + 20, centre[1])])
+    page.get_by_text("unsaved edits", exact=False).wait_for(timeout=30_000)
+    assert page.get_by_text("Gland area", exact=False).first.inner_text() != start
+    page.get_by_role("button", name="Fit").click()
+    page.wait_for_timeout(300)
+    fitted = canvas.bounding_box()
+    assert abs(fitted["width"] - whole["width"]) < 2 and abs(fitted["x"] - whole["x"]) < 2
+    page.screenshot(path=str(tmp_path / "annotate_zoom.png"))
