@@ -52,13 +52,32 @@ def test_the_cards_flip_averages_the_mirrored_input():
 
 def test_calibration_chooses_the_prompted_reading_that_serves_its_training_families():
     """A prompted network that is 0.45 sure everywhere finds nothing at threshold 0.5;
-    calibration on its training families picks a lower threshold for prompts, says what the
-    plain reading scored, and leaves the zero-shot reading plain."""
+    calibration on its training families picks a reading that finds the gland (the box's
+    prior, or a lower threshold), says what the plain reading scored, and leaves the zero-shot
+    reading plain."""
     net = Constant(np.full((24, 32), 0.45), channels=4)
     block = calibrate(net, ["phantom", "scatter"], n=2)
     assert set(block) == {"prompted"}
     chosen = block["prompted"]
-    assert chosen["threshold"] < 0.45 and chosen["chosen_on"] == ["phantom", "scatter"]
+    assert chosen["prior"] > 0 or chosen["threshold"] < 0.45
+    assert chosen["chosen_on"] == ["phantom", "scatter"]
     assert chosen["worst_iou"] > chosen["plain_worst_iou"] == 0.0
     assert chosen["flip"] is False  # a flip changes nothing here: the plainer reading is kept
     assert calibrate(Constant(np.full((24, 32), 0.45)), ["phantom"], n=1) == {}
+
+
+def test_the_box_prior_makes_a_network_that_knows_nothing_answer_the_box_s_ellipse():
+    """With the card's prior, a prompted network that is sure of nothing (0 everywhere) still
+    answers a box with the ellipse inscribed in it; without it, with nothing."""
+    from sgus_core.bench.generalisation import ellipse_in_box
+    from sgus_core.inference.pipeline import segment_prompted
+    from sgus_core.inference.prompts import Prompt
+
+    frame = Frame(np.zeros((120, 160), np.uint8), None, Rect(0, 0, 160, 120))
+    box = (40, 30, 119, 79)
+    blind = np.zeros((24, 32))
+    with_prior = {"reading": {"prompted": {"prior": 0.6, "threshold": 0.3}}}  # 0.6 x 0.5: its rim
+    mask = segment_prompted(Constant(blind, 4, with_prior), frame, Prompt(box)).mask
+    ellipse = ellipse_in_box(frame.pixels.shape, box)
+    assert (mask & ellipse).sum() / (mask | ellipse).sum() > 0.9
+    assert not segment_prompted(Constant(blind, 4), frame, Prompt(box)).mask.any()

@@ -16,7 +16,13 @@ from sgus_core import imaging
 from sgus_core.errors import ModelError
 from sgus_core.imaging import Frame, Rect
 from sgus_core.inference import processing
-from sgus_core.inference.prompts import Prompt, encode_prompt, prompt_region, takes_prompts
+from sgus_core.inference.prompts import (
+    Prompt,
+    box_prior,
+    encode_prompt,
+    prompt_region,
+    takes_prompts,
+)
 from sgus_core.inference.runtimes import FEATURE_DESIGN, Grader, Segmenter
 
 
@@ -40,12 +46,14 @@ class Prediction:
 class Reading:
     """How a segmenter's output becomes a mask in one mode (``"zero_shot"`` or ``"prompted"``):
     whether its probability is averaged with that of the left-right mirrored input (test-time
-    flip), and the probability threshold. A card's ``"reading"`` block sets them per mode
-    (chosen on the network's own training families by ``bench.generalisation.calibrate``);
-    without one: no flip, threshold 0.5."""
+    flip), the probability threshold, and (prompted only) the weight of the box's ellipse prior
+    (``prompts.box_prior``) blended into the probability. A card's ``"reading"`` block sets
+    them per mode (chosen on the network's own training families by
+    ``bench.generalisation.calibrate``); without one: no flip, threshold 0.5, no prior."""
 
     flip: bool = False
     threshold: float = processing.THRESHOLD
+    prior: float = 0.0
 
     @classmethod
     def of(cls, segmenter: Segmenter, mode: str) -> Reading:
@@ -55,6 +63,7 @@ class Reading:
         return cls(
             flip=bool(block.get("flip", False)),
             threshold=float(block.get("threshold", processing.THRESHOLD)),
+            prior=float(block.get("prior", 0.0)),
         )
 
 
@@ -177,6 +186,30 @@ def _prompted_region_picker(prompt: Prompt) -> Callable[[np.ndarray, int], int |
     return pick
 
 
+def prompted_probability(
+    segmenter: Segmenter, frame: Frame, prompt: Prompt, *, flip: bool = False, prior: float = 0.0
+) -> np.ndarray:
+    """The frame-size gland probability a prompted network gives for a (checked) prompt: the
+    network sees the box's neighbourhood with the prompt channels (0 outside it); with ``prior``
+    > 0 that much of the box's ellipse prior is blended in."""
+    region = prompt_region(prompt.box, frame.pixels.shape)
+    height, width = int(segmenter.input_shape[0]), int(segmenter.input_shape[1])
+    x = processing.preprocess(frame.pixels[region.slices], segmenter.input_shape)
+    x[0, :, :, 1:] = encode_prompt(prompt, region, (height, width))
+    probability = probabilities(segmenter, x, flip=flip)[0]
+    full = processing.probability_in_frame(probability, region, frame.pixels.shape)
+    if prior > 0:
+        full = (1 - prior) * full + prior * box_prior(prompt.box, region, frame.pixels.shape)
+    return full
+
+
+def prompted_mask(probability: np.ndarray, prompt: Prompt, threshold: float) -> np.ndarray:
+    """The mask of a prompted probability: the region the prompt points at, above threshold."""
+    return processing.postprocess(
+        probability, threshold=threshold, keep=_prompted_region_picker(prompt)
+    )
+
+
 def segment_prompted(
     segmenter: Segmenter,
     frame: Frame,
@@ -201,16 +234,9 @@ def segment_prompted(
             "(one whose input has 4 channels: grey, box, include and exclude clicks)."
         )
     prompt = prompt.checked(frame.pixels.shape)
-    region = prompt_region(prompt.box, frame.pixels.shape)
-    height, width = int(segmenter.input_shape[0]), int(segmenter.input_shape[1])
-    x = processing.preprocess(frame.pixels[region.slices], segmenter.input_shape)
-    x[0, :, :, 1:] = encode_prompt(prompt, region, (height, width))
     reading = reading or Reading.of(segmenter, "prompted")
-    probability = probabilities(segmenter, x, flip=reading.flip)[0]
-    full = processing.probability_in_frame(probability, region, frame.pixels.shape)
-    mask = processing.postprocess(
-        full, threshold=reading.threshold, keep=_prompted_region_picker(prompt)
-    )
+    full = prompted_probability(segmenter, frame, prompt, flip=reading.flip, prior=reading.prior)
+    mask = prompted_mask(full, prompt, reading.threshold)
     grades = None
     if grader is not None:
         crop = frame.pixels[frame.fov.slices]

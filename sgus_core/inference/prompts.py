@@ -97,6 +97,26 @@ def padded_box(mask: np.ndarray, pad: float) -> tuple[int, int, int, int]:
     )
 
 
+PRIOR_SOFTNESS = 0.15
+"""Width of the box prior's edge, as a fraction of the ellipse's radius."""
+
+
+def box_prior(
+    box: tuple[int, int, int, int], region: Rect, frame_shape: tuple[int, ...]
+) -> np.ndarray:
+    """(H, W) float32 at the frame's size: a soft ellipse inscribed in the box (1 at its centre,
+    0.5 on the ellipse, falling off outside it), inside ``region`` only (0 elsewhere): where a
+    box says the gland is before the network has looked."""
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    ax, ay = max(1.0, (x1 - x0) / 2), max(1.0, (y1 - y0) / 2)
+    yy, xx = np.mgrid[region.y : region.y + region.height, region.x : region.x + region.width]
+    radius = np.sqrt(((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2).astype(np.float32)
+    out = np.zeros(frame_shape[:2], np.float32)
+    out[region.slices] = 1 / (1 + np.exp(-(1 - radius) / PRIOR_SOFTNESS))
+    return out
+
+
 def prompt_region(
     box: tuple[int, int, int, int], frame_shape: tuple[int, ...], margin: float = PROMPT_MARGIN
 ) -> Rect:
