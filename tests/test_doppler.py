@@ -1,0 +1,143 @@
+"""Doppler: colour-flow and power-Doppler signal found on import, the gland's vascular fraction,
+the phantom's Doppler frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sgus_core.imaging import read_image
+from sgus_core.imaging.doppler import doppler_signal, is_doppler, vascular_fraction
+from sgus_core.imaging.frame import Rect
+from sgus_core.synthesis.doppler import add_colour_marks, add_doppler
+from sgus_core.synthesis.families import FAMILIES
+from sgus_core.synthesis.phantom import generate_frame
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    assert ok
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _write_rgb(path: Path, rgb: np.ndarray, quality: int | None = None) -> Path:
+    params = [] if quality is None else [cv2.IMWRITE_JPEG_QUALITY, quality]
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    return path
+
+
+def test_power_doppler_phantom_signal_is_found_exactly() -> None:
+    """Uncompressed, the signal found is exactly the flow the generator painted in the FOV."""
+    frame = generate_frame(3, doppler=True)
+    assert frame.rgb is not None and frame.doppler_signal is not None
+    found = doppler_signal(frame.rgb, Rect(*frame.fov))
+    assert is_doppler(found)
+    assert np.array_equal(found, frame.doppler_signal)
+
+
+@pytest.mark.parametrize("mode", ["power", "colour"])
+@pytest.mark.parametrize("quality", [None, 90, 70])
+def test_vascular_fraction_within_two_points_of_the_truth(mode: str, quality: int | None) -> None:
+    """Power and colour flow, raw or JPEG-compressed: the gland's vascular fraction is within
+    2 percentage points of what was painted."""
+    for seed in range(6):
+        frame = generate_frame(seed, doppler=True, doppler_mode=mode)
+        assert frame.rgb is not None and frame.vascular_fraction is not None
+        rgb = frame.rgb if quality is None else _jpeg(frame.rgb, quality)
+        found = doppler_signal(rgb, Rect(*frame.fov))
+        assert is_doppler(found), (seed, mode, quality)
+        fraction = vascular_fraction(found, frame.mask)
+        assert fraction is not None
+        assert abs(fraction - frame.vascular_fraction) <= 0.02, (seed, fraction)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_coloured_marks_on_greyscale_frames_are_not_doppler(family: str) -> None:
+    """Calipers, dotted outlines, text, an arrow, a logo and a colour bar in colour, raw and
+    JPEG-compressed, never make a greyscale frame Doppler."""
+    for seed in range(4):
+        frame = FAMILIES[family](seed)
+        rgb = add_colour_marks(frame.image, frame.mask, frame.fov, np.random.default_rng(seed))
+        assert (np.ptp(rgb, axis=2) > 100).sum() > 200  # there is colour to be fooled by
+        for quality in (None, 90, 70):
+            shown = rgb if quality is None else _jpeg(rgb, quality)
+            assert not is_doppler(doppler_signal(shown, Rect(*frame.fov))), (seed, quality)
+
+
+def test_a_coloured_blob_outside_the_fov_is_not_signal() -> None:
+    """A red square in the UI beside the field of view counts for nothing."""
+    rgb = np.full((200, 300, 3), 40, np.uint8)
+    rgb[20:60, 10:50] = (220, 30, 0)
+    assert is_doppler(doppler_signal(rgb))
+    assert not doppler_signal(rgb, Rect(100, 0, 200, 200)).any()
+
+
+def test_green_and_magenta_blobs_are_not_doppler_hues() -> None:
+    """Solid green or magenta (markers, body marks) is colour, but not a Doppler map's."""
+    rgb = np.full((200, 300, 3), 40, np.uint8)
+    rgb[20:60, 20:60] = (0, 220, 80)
+    rgb[100:140, 100:140] = (230, 60, 200)
+    assert not doppler_signal(rgb).any()
+
+
+def test_vascular_fraction_counts_signal_inside_the_mask_only() -> None:
+    """A quarter of the gland coloured and as much outside it: 25 %."""
+    mask = np.zeros((100, 100), bool)
+    mask[20:60, 20:60] = True
+    signal = np.zeros_like(mask)
+    signal[20:40, 20:40] = True
+    signal[70:90, 70:90] = True
+    assert vascular_fraction(signal, mask) == pytest.approx(0.25)
+    assert vascular_fraction(signal, np.zeros_like(mask)) is None
+
+
+def test_the_grey_frame_under_the_doppler_is_the_greyscale_phantom() -> None:
+    """Asking for Doppler paints over the same frame: grey, mask and grades unchanged."""
+    plain, coloured = generate_frame(11), generate_frame(11, doppler=True)
+    assert np.array_equal(plain.image, coloured.image)
+    assert np.array_equal(plain.mask, coloured.mask)
+    assert (plain.devita, plain.omeract) == (coloured.devita, coloured.omeract)
+    assert plain.rgb is None and plain.doppler_grade is None and plain.vascular_fraction is None
+    assert coloured.doppler_grade in (1, 2, 3)
+
+
+def test_higher_doppler_grades_paint_more_flow() -> None:
+    """Over several glands, grade 3 covers more of the gland than grade 1."""
+    by_grade: dict[int, list[float]] = {1: [], 3: []}
+    for seed in range(8):
+        frame = generate_frame(seed)
+        for grade in by_grade:
+            painted = add_doppler(
+                frame.image, frame.mask, frame.fov, np.random.default_rng(seed), grade=grade
+            )
+            by_grade[grade].append(painted.vascular_fraction(frame.mask))
+    assert np.median(by_grade[3]) > 3 * np.median(by_grade[1])
+
+
+def test_reader_marks_a_doppler_png_and_keeps_its_grey(tmp_path: Path) -> None:
+    """Reading a Doppler PNG: ``metadata["doppler"]`` is True, the signal is kept with the
+    frame, and the grey is the luminance of the colour file (as for any colour file)."""
+    frame = generate_frame(5, doppler=True)
+    assert frame.rgb is not None
+    read = read_image(_write_rgb(tmp_path / "d.png", frame.rgb))
+    assert read.metadata["doppler"] is True and read.metadata["colour"] is True
+    assert read.doppler_signal is not None
+    assert np.array_equal(read.doppler_signal, frame.doppler_signal)
+    assert np.array_equal(read.pixels, cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
+
+
+def test_reader_says_greyscale_files_are_not_doppler(tmp_path: Path) -> None:
+    """A grey PNG and a JPEG of a frame with coloured calipers are not Doppler frames."""
+    frame = generate_frame(5)
+    assert cv2.imwrite(str(tmp_path / "g.png"), frame.image)
+    grey = read_image(tmp_path / "g.png")
+    assert grey.metadata["doppler"] is False and grey.doppler_signal is None
+    marked = add_colour_marks(frame.image, frame.mask, frame.fov, np.random.default_rng(1))
+    read = read_image(_write_rgb(tmp_path / "m.jpg", marked, 85))
+    assert read.metadata["colour"] is True
+    assert read.metadata["doppler"] is False and read.doppler_signal is None
