@@ -153,7 +153,7 @@ def doppler_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sgus_core.synthesis.phantom import write_dataset
 
     folder = tmp_path_factory.mktemp("doppler")
-    write_dataset(folder, 2, 0, doppler_patients=1)
+    write_dataset(folder, 2, 0, doppler_patients=(0,))
     return folder
 
 

@@ -106,6 +106,17 @@ def is_doppler(signal: np.ndarray) -> bool:
     return int(np.count_nonzero(signal)) >= MIN_SIGNAL_PX
 
 
+def vascular_caption(signal: np.ndarray | None, mask: np.ndarray | None) -> str | None:
+    """``"Doppler: vascular fraction 12.3 % inside the gland"`` for a Doppler frame's signal and a
+    gland mask; ``None`` for a frame that is not Doppler (no signal) or without a mask."""
+    if signal is None or mask is None:
+        return None
+    fraction = vascular_fraction(signal, mask)
+    if fraction is None:
+        return None
+    return f"Doppler: vascular fraction {100 * fraction:.1f} % inside the gland"
+
+
 def vascular_fraction(signal: np.ndarray, mask: np.ndarray) -> float | None:
     """The share of a gland's pixels that carry Doppler signal, 0-1.
 

@@ -1191,7 +1191,7 @@ def write_dataset(
     *,
     config: PhantomConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
-    doppler_patients: int = 0,
+    doppler_patients: Collection[int] = (),
 ) -> Path:
     """Write a phantom dataset in the import format of ``docs/CLI.md``.
 
@@ -1200,7 +1200,7 @@ def write_dataset(
     ``image,mask,patient,gland,side,devita,omeract,spacing_mm,doppler``, paths relative to
     ``out_dir``; ``doppler`` is the OMERACT Doppler grade, empty for a greyscale frame). Patient
     ``i`` is :func:`patient_id` ``(first_seed, i)`` generated from seed ``first_seed + i``; the
-    first ``doppler_patients`` patients are scanned with power Doppler.
+    patients whose index ``i`` is in ``doppler_patients`` are scanned with power Doppler.
 
     Args:
         out_dir: folder to write into (created if missing; existing files are overwritten).
@@ -1227,7 +1227,7 @@ def write_dataset(
     rows = []
     for i in range(n_patients):
         pid = patient_id(first_seed, i)
-        for frame in generate_patient(first_seed + i, pid, config, doppler=i < doppler_patients):
+        for frame in generate_patient(first_seed + i, pid, config, doppler=i in doppler_patients):
             image_rel = f"images/{frame.name}.png"
             mask_rel = f"masks/{frame.name}.png"
             pixels = (
