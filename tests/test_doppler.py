@@ -70,9 +70,9 @@ def test_coloured_marks_on_greyscale_frames_are_not_doppler(family: str) -> None
 
 
 def test_a_coloured_blob_outside_the_fov_is_not_signal() -> None:
-    """A red square in the UI beside the field of view counts for nothing."""
+    """A red blob in the UI beside the field of view counts for nothing."""
     rgb = np.full((200, 300, 3), 40, np.uint8)
-    rgb[20:60, 10:50] = (220, 30, 0)
+    cv2.ellipse(rgb, (30, 40), (18, 12), 20, 0, 360, (220, 30, 0), -1)
     assert is_doppler(doppler_signal(rgb))
     assert not doppler_signal(rgb, Rect(100, 0, 200, 200)).any()
 
@@ -80,8 +80,9 @@ def test_a_coloured_blob_outside_the_fov_is_not_signal() -> None:
 def test_green_and_magenta_blobs_are_not_doppler_hues() -> None:
     """Solid green or magenta (markers, body marks) is colour, but not a Doppler map's."""
     rgb = np.full((200, 300, 3), 40, np.uint8)
-    rgb[20:60, 20:60] = (0, 220, 80)
-    rgb[100:140, 100:140] = (230, 60, 200)
+    cv2.circle(rgb, (40, 40), 20, (0, 220, 80), -1)
+    cv2.circle(rgb, (120, 120), 20, (230, 60, 200), -1)
+    assert is_doppler(doppler_signal(cv2.circle(rgb.copy(), (200, 60), 20, (220, 30, 0), -1)))
     assert not doppler_signal(rgb).any()
 
 
@@ -214,3 +215,34 @@ def test_backup_and_restore_carry_the_doppler_grade(store, tmp_path: Path) -> No
     with LabelStore(f"sqlite:///{tmp_path / 'restored.db'}") as fresh:
         restore_store(fresh, tmp_path / "b.sgus.gz")
         assert fresh.latest_grades(image_id)["ana"].doppler == 3
+
+
+def test_a_colour_bar_is_not_flow_even_inside_the_fov() -> None:
+    """A scanner's colour bar (a filled rectangle of the colour map) counts for nothing, also
+    when the field of view was found too wide and takes it in; a vessel beside it still counts."""
+    rgb = np.full((300, 400, 3), 50, np.uint8)
+    ramp = np.linspace([255, 225, 60], [150, 0, 0], 200).astype(np.uint8)
+    rgb[50:250, 10:18] = ramp[:, None, :]
+    assert not doppler_signal(rgb).any()
+    cv2.ellipse(rgb, (200, 150), (12, 7), 30, 0, 360, (235, 70, 0), -1)
+    found = doppler_signal(rgb)
+    assert found[150, 200] and not found[:, :30].any()
+
+
+def test_bench_doppler_prints_both_figures_and_meets_its_targets(capsys) -> None:
+    """``sgus bench-doppler --json`` on a few frames: no false positive in any format, every
+    Doppler phantom found, the error within 2 pp."""
+    import json
+
+    from sgus_cli.main import main
+
+    assert main(["bench-doppler", "--grey", "2", "--doppler", "3", "--jpeg", "80", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["false_positives"]) == {"png", "jpeg 80"}
+    assert all(
+        counts[f]["frames"] == 4 and counts[f]["doppler"] == 0
+        for counts in result["false_positives"].values()
+        for f in FAMILIES
+    )
+    assert all(e["missed"] == 0 and e["max"] <= 2.0 for e in result["vascular_error_pp"].values())
+    assert result["met"] is True

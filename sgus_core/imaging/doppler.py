@@ -11,7 +11,8 @@ counts as signal:
 3. **in blobs**: the coloured pixels are opened with a :data:`OPENING_PX` disc first, which
    removes thin things (calipers, dotted outlines, text, JPEG colour bleeding along them); a
    connected region of coloured pixels counts, in full, when a blob of at least
-   :data:`MIN_BLOB_PX` survives the opening inside it.
+   :data:`MIN_BLOB_PX` survives the opening inside it, and that blob is not a filled
+   rectangle (a colour bar, a logo or a button, should the field of view take the UI in).
 
 A frame is Doppler when its signal covers at least :data:`MIN_SIGNAL_PX` pixels. All of it works
 on the (H, W, 3) uint8 RGB samples the file held, before the reader reduces them to grey.
@@ -36,6 +37,7 @@ HUE_BLUE = (95, 135)
 OPENING_PX = 7  # a disc this wide removes lines, arrows and text strokes up to about 6 px thick
 MIN_BLOB_PX = 30  # a region counts when the opening leaves at least this many of its pixels
 CORE_SHARE = 0.5  # ... and at least this share of them: a line with an arrowhead is mostly line
+RECTANGLE_FILL = 0.9  # a core filling this much of its bounding box is a rectangle (UI)
 MIN_SIGNAL_PX = 40  # a frame is Doppler with at least this much signal inside its FOV
 
 
@@ -98,6 +100,13 @@ def doppler_signal(rgb: np.ndarray, fov: Rect | None = None) -> np.ndarray:
     solid = np.bincount(labels.ravel(), weights=opened.ravel(), minlength=n)
     keep = (solid >= MIN_BLOB_PX) & (solid >= CORE_SHARE * area)
     keep[0] = False
+    # A core that fills its bounding box is a rectangle: a colour bar, a logo, a UI button (flow
+    # is never drawn in rectangles); its region is UI, also where the FOV took the UI in.
+    _, core_labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    box = stats[1:, cv2.CC_STAT_WIDTH] * stats[1:, cv2.CC_STAT_HEIGHT]
+    rectangles = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= RECTANGLE_FILL * box) + 1
+    if rectangles.size:
+        keep[np.unique(labels[np.isin(core_labels, rectangles)])] = False
     return keep[labels] & (chroma >= SIGNAL_CHROMA)
 
 
