@@ -246,3 +246,41 @@ def test_bench_doppler_prints_both_figures_and_meets_its_targets(capsys) -> None
     )
     assert all(e["missed"] == 0 and e["max"] <= 2.0 for e in result["vascular_error_pp"].values())
     assert result["met"] is True
+
+
+# ---------------------------------------------------------------- review
+
+
+def test_review_compares_doppler_grades_where_both_raters_gave_one(store, tmp_path: Path) -> None:
+    """Two raters' Doppler grades on three of five frames: the Doppler figures cover those three
+    (accuracy, weighted kappa, confusion matrix) and the study report names them in words."""
+    from sgus_core.review.comparisons import Source, compare
+    from sgus_core.review.report import build_report
+    from sgus_core.store import NewImage
+
+    ds = store.ensure_dataset("d", tmp_path)
+    for name in ("ana", "bo"):
+        store.ensure_rater(name)
+    ids = [
+        store.add_image(ds.id, NewImage(path=f"{i}.png", content_hash=f"h{i}", width=8, height=8))[
+            0
+        ]
+        for i in range(5)
+    ]
+    for i, image_id in enumerate(ids):
+        doppler_ana, doppler_bo = ((1, 1), (2, 3), (3, 3), (None, None), (None, 2))[i]
+        store.save_grade(image_id, "ana", devita=i % 4, doppler=doppler_ana)
+        store.save_grade(image_id, "bo", devita=i % 4, doppler=doppler_bo)
+    result = compare(store, ds.id, Source("rater", "ana"), Source("rater", "bo"))
+    summary = result.summary
+    assert summary["n_graded"] == 5 and summary["doppler_n"] == 3
+    assert summary["doppler_accuracy"] == pytest.approx(2 / 3)
+    assert np.array(summary["doppler_confusion"])[2, 3] == 1
+    assert -1 <= summary["doppler_kappa_quadratic"][0] <= 1
+    html = build_report(result, dataset="d")
+    assert "OMERACT Doppler grade accuracy" in html and "doppler_accuracy" not in html
+    only_grey = compare(
+        store, ds.id, Source("rater", "ana"), Source("rater", "bo"),
+        images=[store.get_image(ids[3]), store.get_image(ids[4])],
+    )  # fmt: skip
+    assert not [k for k in only_grey.summary if k.startswith("doppler")]
