@@ -73,9 +73,8 @@ ECHO = {
 # it would change every phantom, so it is kept here rather than taken from the vocabulary.
 GLANDS = ("parotid", "submandibular")
 SIDES = ("R", "L")
-LABELS_HEADER = (
-    "image", "mask", "patient", "gland", "side", "devita", "omeract", "spacing_mm", "doppler"
-)  # fmt: skip
+LABELS_HEADER = ("image", "mask", "patient", "gland", "side", "devita", "omeract", "spacing_mm")
+DOPPLER_COLUMN = "doppler"  # added to LABELS_HEADER when a dataset has Doppler frames
 # OMERACT Doppler grades 1-3 of a phantom Doppler frame (a grade-0 gland shows no colour at all).
 DOPPLER_GRADE_P = (0.45, 0.35, 0.20)
 
@@ -1197,8 +1196,9 @@ def write_dataset(
 
     Writes ``out_dir/images/<name>.png`` (grey; RGB for a Doppler frame),
     ``out_dir/masks/<name>.png`` (0/255, the frame's size) and ``out_dir/labels.csv`` (header
-    ``image,mask,patient,gland,side,devita,omeract,spacing_mm,doppler``, paths relative to
-    ``out_dir``; ``doppler`` is the OMERACT Doppler grade, empty for a greyscale frame). Patient
+    ``image,mask,patient,gland,side,devita,omeract,spacing_mm``, paths relative to ``out_dir``;
+    with Doppler patients also ``doppler``, the OMERACT Doppler grade, empty for a greyscale
+    frame). Patient
     ``i`` is :func:`patient_id` ``(first_seed, i)`` generated from seed ``first_seed + i``; the
     patients whose index ``i`` is in ``doppler_patients`` are scanned with power Doppler.
 
@@ -1239,15 +1239,16 @@ def write_dataset(
                 raise OSError(f"could not write {out_dir / mask_rel}")
             rows.append(
                 (image_rel, mask_rel, frame.patient, frame.gland, frame.side, frame.devita,
-                 frame.omeract, f"{frame.spacing_mm:.5f}",
-                 "" if frame.doppler_grade is None else frame.doppler_grade)
+                 frame.omeract, f"{frame.spacing_mm:.5f}")
+                + (("" if frame.doppler_grade is None else frame.doppler_grade,)
+                   if doppler_patients else ())
             )  # fmt: skip
             done += 1
             if progress is not None:
                 progress(done, total)
     with labels.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(LABELS_HEADER)
+        writer.writerow(LABELS_HEADER + ((DOPPLER_COLUMN,) if doppler_patients else ()))
         writer.writerows(rows)
     return labels
 
