@@ -8,11 +8,14 @@ counts as signal:
    hue of a Doppler map (red through yellow, or blue); grey, JPEG-compressed grey and the
    greens, cyans and magentas scanners draw calipers and markers in do not count;
 2. **inside the field of view**: a colour bar or a coloured logo in the UI around it is not flow;
-3. **in blobs**: the coloured pixels are opened with a :data:`OPENING_PX` disc first, which
-   removes thin things (calipers, dotted outlines, text, JPEG colour bleeding along them); a
-   connected region of coloured pixels counts, in full, when a blob of at least
-   :data:`MIN_BLOB_PX` survives the opening inside it, and that blob is not a filled
-   rectangle (a colour bar, a logo or a button, should the field of view take the UI in).
+3. **in blobs**: coloured pixels are grouped into connected regions; each region's strongly
+   coloured core (chroma >= :data:`CORE_CHROMA`) is opened with a :data:`OPENING_PX` disc, which
+   removes thin things (calipers, dotted outlines, text, arrows, and JPEG colour bleeding along
+   them, which is wide but weakly coloured). A region counts when the opening leaves at least
+   :data:`MIN_BLOB_PX` pixels and :data:`CORE_SHARE` of its area, and what it leaves is not a
+   filled rectangle (a colour bar, a logo or a button, should the field of view take the UI in).
+   Its signal is its pixels of chroma >= :data:`SIGNAL_CHROMA`: about half a Doppler map's
+   chroma, where the edge of a blob stays when JPEG blurs it.
 
 A frame is Doppler when its signal covers at least :data:`MIN_SIGNAL_PX` pixels. All of it works
 on the (H, W, 3) uint8 RGB samples the file held, before the reader reduces them to grey.
