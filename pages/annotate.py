@@ -193,6 +193,7 @@ def save_action(
                 parent_id=session.parent_id,
                 devita=grading.devita,
                 omeract=grading.omeract,
+                doppler=grading.doppler,
                 hocevar=grading.hocevar,
                 comment=grading.comment,
                 confidence=grading.confidence,
@@ -232,7 +233,8 @@ def remember_last_save(label: str, outcome: SaveOutcome, queue: Queue, newly_don
         saved.append(f"outline v{outcome.mask.id}")
     if outcome.grade is not None:
         grades = [f"de Vita {outcome.grade.devita}" if outcome.grade.devita is not None else "",
-                  f"OMERACT {outcome.grade.omeract}" if outcome.grade.omeract is not None else ""]  # fmt: skip
+                  f"OMERACT {outcome.grade.omeract}" if outcome.grade.omeract is not None else "",
+                  f"Doppler {outcome.grade.doppler}" if outcome.grade.doppler is not None else ""]  # fmt: skip
         saved.append(", ".join(g for g in grades if g) or "grades")
     left = queue.total - queue.done - (1 if newly_done else 0)
     where = f"round {queue.study_round.name}" if queue.study_round else "the dataset"
@@ -278,10 +280,12 @@ def render() -> None:
         current, strokes, marks = canvas_editor(frame, image, session, pen, view)
         if segmenter is not None and not marks.empty:
             answer_prompt(segmenter, frame, session, marks, current)
-        area_caption(image, current, has_unsaved_edits(session, strokes), marks)
+        area_caption(
+            image, current, has_unsaved_edits(session, strokes), marks, frame.doppler_signal
+        )
         mask_operations(session, option, current, strokes)
     with right:
-        grading = grading_panel(visible, reading)
+        grading = grading_panel(visible, reading, doppler=frame.doppler_signal is not None)
         save_action(pressed, image, account, session, option, queue, current, grading)
         st.caption(CAVEAT)
         if not blind:

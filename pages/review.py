@@ -124,6 +124,23 @@ def agreement_figures(comparison: Comparison) -> None:
         )  # fmt: skip
 
 
+def doppler_agreement(comparison: Comparison) -> None:
+    """OMERACT Doppler agreement, over the frames both sources graded for vascularity (shown
+    only when there are such frames)."""
+    summary = comparison.summary
+    if "doppler_n" not in summary:
+        return
+    st.markdown("#### OMERACT Doppler (vascularity)")
+    m = st.columns(3)
+    m[0].metric("Doppler frames graded by both", summary["doppler_n"])
+    m[1].metric("Doppler grade accuracy", _fmt(summary.get("doppler_accuracy")))
+    kq = summary.get("doppler_kappa_quadratic")
+    m[2].metric("Doppler quadratic kappa", _fmt(kq[0] if kq else None),
+                help=f"95 % CI {kq[1]:.2f}-{kq[2]:.2f}" if kq else None)  # fmt: skip
+    if "doppler_confusion" in summary:
+        st.plotly_chart(confusion_heatmap(comparison, "OMERACT Doppler"), key="rev_doppler")
+
+
 def worst_cases(comparison: Comparison) -> None:
     """The images the sources agree on least, with a thumbnail and a link to Browse."""
     st.markdown("#### Worst cases")
@@ -185,6 +202,7 @@ def render() -> None:
     comparison = compared_selection(labels_store, dataset, sources)
     summary_metrics(comparison.summary)
     agreement_figures(comparison)
+    doppler_agreement(comparison)
     worst_cases(comparison)
     downloads(comparison, dataset)
     rater_matrices(labels_store, dataset, sources)

@@ -1,5 +1,6 @@
-"""The benchmark subcommands: ``sgus bench``, ``bench-startup``, ``bench-browse`` and
-``bench-generalisation`` (each prints figures; docs/CLI.md gives their JSON shapes)."""
+"""The benchmark subcommands: ``sgus bench``, ``bench-startup``, ``bench-browse``,
+``bench-generalisation``, ``bench-learning-curve`` and ``bench-doppler`` (each prints figures;
+docs/CLI.md gives their JSON shapes)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,21 @@ def cmd_bench_browse(args: argparse.Namespace, settings: Settings) -> int:
     else:
         for key, value in result.items():
             print(f"{key}: {value}")
+    return 0
+
+
+def cmd_bench_doppler(args: argparse.Namespace, settings: Settings) -> int:
+    from sgus_core.bench.doppler import QUALITIES, format_doppler_bench, run_doppler_bench
+
+    qualities = (None, *args.jpeg) if args.jpeg else QUALITIES
+    try:
+        with progress_bar("frames", enabled=not args.json) as bar:
+            result = run_doppler_bench(
+                n_grey=args.grey, n_doppler=args.doppler, qualities=qualities, progress=bar
+            )
+    except ValueError as exc:
+        raise SgusError(str(exc)) from exc
+    print(json.dumps(result) if args.json else format_doppler_bench(result))
     return 0
 
 

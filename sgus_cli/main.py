@@ -17,6 +17,7 @@ from pathlib import Path
 from sgus_cli.bench import (
     cmd_bench,
     cmd_bench_browse,
+    cmd_bench_doppler,
     cmd_bench_generalisation,
     cmd_bench_learning_curve,
     cmd_bench_startup,
@@ -686,6 +687,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=5, metavar="N", help="fresh processes (default 5)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_startup)
+
+    p = sub.add_parser(
+        "bench-doppler",
+        help="Doppler detection on greyscale frames and vascular fraction vs the truth",
+    )
+    p.add_argument("--grey", type=int, default=20, metavar="N", help="greyscale frames per family")
+    p.add_argument("--doppler", type=int, default=30, metavar="N", help="Doppler phantoms")
+    p.add_argument(
+        "--jpeg", type=int, action="append", metavar="Q", help="JPEG quality (repeatable)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_doppler)
     return parser
 
 

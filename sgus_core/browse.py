@@ -106,6 +106,18 @@ class ImageDetail:
     grades: list[Grade]
     masks: list[MaskVersion]
     statuses: list[StatusEvent]
+    doppler_signal: np.ndarray | None = None
+    """Where the frame's Doppler signal is ((H, W) bool); ``None`` for a greyscale frame."""
+
+    def vascular_captions(self, shown: list[str]) -> list[str]:
+        """For a Doppler frame, the vascular fraction inside each shown outline (``"Doppler:
+        vascular fraction 12.3 % inside the gland (ana's outline)"``); nothing otherwise."""
+        out = []
+        for overlay in self.overlays:
+            text = imaging.vascular_caption(self.doppler_signal, overlay.mask)
+            if text is not None and overlay.label in shown:
+                out.append(f"{text} ({overlay.label}'s outline)")
+        return out
 
     def area_mm2(self, area_px: int) -> float | None:
         """Area in mm2 from the image's pixel spacing (None when unknown)."""
@@ -153,6 +165,7 @@ def image_detail(store: LabelStore, image_id: int) -> ImageDetail:
         grades=store.grade_history(image_id),
         masks=masks,
         statuses=store.status_history(image_id),
+        doppler_signal=frame.doppler_signal,
     )
 
 

@@ -6,7 +6,7 @@ run from a fixed seed range that the shipped models never saw in training.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ DEMO_PATIENTS = 40
 DEMO_FIRST_SEED = 0  # training sets use seeds from TRAINING_FIRST_SEED up: never these
 TRAINING_FIRST_SEED = 100_000
 REFERENCE_RATER = "reference"
+DEMO_DOPPLER_PATIENTS = (38, 39)  # the last two patients are scanned with power Doppler
 
 
 def ensure_demo(
@@ -30,12 +31,15 @@ def ensure_demo(
     n_patients: int = DEMO_PATIENTS,
     with_predictions: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    doppler_patients: Collection[int] = DEMO_DOPPLER_PATIENTS,
 ) -> str:
     """Create the demo dataset if it is missing or incomplete; returns a one-line summary.
 
     Frames go to ``settings.demo_dir``; labels are stored as rater ``reference``, plus two
-    simulated raters; ``with_predictions`` also stores the default models' predictions. Running
-    it again adds nothing (the import is idempotent by content hash).
+    simulated raters; ``with_predictions`` also stores the default models' predictions. The
+    patients whose index is in ``doppler_patients`` (of the full demo: the last two) are power
+    Doppler frames with an OMERACT Doppler grade. Running it again adds nothing (the import is
+    idempotent by content hash).
     """
     from sgus_core.synthesis.phantom import write_dataset
     from sgus_core.transfer import import_folder
@@ -49,7 +53,13 @@ def ensure_demo(
     folder: Path = settings.demo_dir
     labels = folder / "labels.csv"
     if not labels.is_file() or len(list((folder / "images").glob("*.png"))) < expected:
-        labels = write_dataset(folder, n_patients, DEMO_FIRST_SEED, progress=progress)
+        labels = write_dataset(
+            folder,
+            n_patients,
+            DEMO_FIRST_SEED,
+            progress=progress,
+            doppler_patients=doppler_patients,
+        )
     store.ensure_rater(REFERENCE_RATER, actor="demo")
     report = import_folder(
         store,
@@ -125,12 +135,15 @@ def simulate_raters(store: LabelStore, dataset: str, *, seed: int = 7) -> int:
         for image_id, version in masks.items():
             mask = perturb_mask(imaging.decode_mask_png(version.png), rng, noise_px)
             grade = grades.get(image_id)
-            devita = omeract = None
+            devita = omeract = doppler = None
             if grade is not None:
                 step = int(rng.choice([-1, 1])) if rng.random() < flip else 0
                 devita = None if grade.devita is None else int(np.clip(grade.devita + step, 0, 3))
                 omeract = (
                     None if grade.omeract is None else int(np.clip(grade.omeract + step, 0, 3))
+                )
+                doppler = (
+                    None if grade.doppler is None else int(np.clip(grade.doppler + step, 0, 3))
                 )
             store.save_labels(
                 image_id,
@@ -140,6 +153,7 @@ def simulate_raters(store: LabelStore, dataset: str, *, seed: int = 7) -> int:
                 source="manual",
                 devita=devita,
                 omeract=omeract,
+                doppler=doppler,
                 actor="demo (simulated)",
             )
             done += 1

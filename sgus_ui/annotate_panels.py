@@ -29,7 +29,7 @@ from sgus_core.annotate.saving import canvas_background, start_mask
 from sgus_core.annotate.strokes import Stroke, strokes_from_canvas
 from sgus_core.errors import SgusError
 from sgus_core.inference.pipeline import segment_prompted
-from sgus_core.study.scoring import DEVITA_GRADES, HOCEVAR_ITEMS, OMERACT_GRADES
+from sgus_core.study.scoring import DEVITA_GRADES, DOPPLER_GRADES, HOCEVAR_ITEMS, OMERACT_GRADES
 from sgus_ui.annotate_state import (
     ERASE_COLOUR,
     HIDDEN_SHORTCUTS_CSS,
@@ -116,6 +116,8 @@ class Grading:
     confidence: int
     comment: str
     flag: str
+    doppler: int | None = None
+    """The OMERACT Doppler grade (offered on Doppler frames only)."""
 
 
 def pen_settings(*, prompts: bool = False, has_fov: bool = True) -> tuple[Pen, View]:
@@ -216,14 +218,22 @@ def canvas_editor(
 
 
 def area_caption(
-    image: ImageRecord, current: np.ndarray, dirty: bool, marks: Marks | None = None
+    image: ImageRecord,
+    current: np.ndarray,
+    dirty: bool,
+    marks: Marks | None = None,
+    doppler_signal: np.ndarray | None = None,
 ) -> None:
-    """The gland area (and the calipers' lengths) under the canvas; guards the tab against
-    closing with unsaved edits."""
+    """The gland area (the calipers' lengths, and on a Doppler frame the vascular fraction inside
+    the outline being edited) under the canvas; guards the tab against closing with unsaved
+    edits."""
     leave_guard(dirty)
     area = int(current.sum())
     mm2 = f" · {area * image.spacing_mm**2:.0f} mm²" if image.spacing_mm else ""
     st.caption(f"Gland area {area} px{mm2}" + (" · unsaved edits" if dirty else ""))
+    if doppler_signal is not None:
+        st.caption(imaging.vascular_caption(doppler_signal, current) or "Doppler frame: outline "
+                   "the gland to see its vascular fraction")  # fmt: skip
     lengths = marks.caliper_lengths(image.spacing_mm) if marks is not None else []
     if lengths:
         st.caption(
@@ -254,9 +264,10 @@ def hocevar_items(reading_key: str) -> tuple[int, ...] | None:
     return tuple(values) if use_items else None
 
 
-def grading_panel(visible: VisibleLabels, reading: Reading) -> Grading:
+def grading_panel(visible: VisibleLabels, reading: Reading, *, doppler: bool = False) -> Grading:
     """Grades, Hocevar items, confidence, comment and flag; starts from the rater's last grade
-    in this queue (in a round: of this round only; in the whole dataset: outside any round)."""
+    in this queue (in a round: of this round only; in the whole dataset: outside any round).
+    On a Doppler frame (``doppler``) the OMERACT Doppler grade too."""
     last = next(
         (
             g
@@ -280,15 +291,26 @@ def grading_panel(visible: VisibleLabels, reading: Reading) -> Grading:
         ("shift+0", "shift+1", "shift+2", "shift+3"),
         OMERACT_GRADES,
     )
+    vascularity = None
+    if doppler:
+        vascularity = grade_control(
+            "OMERACT Doppler",
+            f"ann_doppler_{key}",
+            last.doppler if last else None,
+            ("alt+0", "alt+1", "alt+2", "alt+3"),
+            DOPPLER_GRADES,
+        )
     st.html(HIDDEN_SHORTCUTS_CSS)
     st.caption(
-        "Keys: 0-3 de Vita grade, Shift+0-3 OMERACT grade, Ctrl+S save, N / P next / previous."
+        "Keys: 0-3 de Vita grade, Shift+0-3 OMERACT grade, "
+        + ("Alt+0-3 OMERACT Doppler grade, " if doppler else "")
+        + "Ctrl+S save, N / P next / previous."
     )
     hocevar = hocevar_items(key)
     confidence = st.slider("Confidence", 1, 5, 4, key=f"ann_conf_{key}")
     comment = st.text_area("Comment", key=f"ann_comment_{key}", height=68)
     flag = st.text_input("Flag with a reason (optional)", key=f"ann_flag_{key}")
-    return Grading(devita, omeract, hocevar, confidence, comment, flag)
+    return Grading(devita, omeract, hocevar, confidence, comment, flag, vascularity)
 
 
 def has_unsaved_edits(session: EditSession, strokes: list[Stroke]) -> bool:

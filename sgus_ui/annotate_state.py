@@ -151,7 +151,7 @@ def begin_edit(
 
 KEPT_WIDGETS = (
     "ann_round", "ann_uncertain", "ann_skip_done", "ann_start_", "ann_mode", "ann_tool",
-    "ann_brush", "ann_opacity", "ann_zoom", "ann_bright", "ann_contrast", "ann_devita_", "ann_omeract_", "ann_hoc",
+    "ann_brush", "ann_opacity", "ann_zoom", "ann_bright", "ann_contrast", "ann_devita_", "ann_omeract_", "ann_doppler_", "ann_hoc",
     "ann_conf_", "ann_comment_", "ann_flag_",
 )  # fmt: skip
 """Prefixes of the Annotate widgets whose values outlive a visit to another page."""

@@ -45,6 +45,8 @@ def outline_panel(detail: ImageDetail) -> tuple[list[str], float]:
         st.dataframe(table, hide_index=True, key="browse_outline_table")
     else:
         st.caption("No mask or prediction for this image yet.")
+    for text in detail.vascular_captions(shown):
+        st.caption(text)
     facts = {
         "file": image.path,
         "frame": image.frame_index,
@@ -72,6 +74,7 @@ def grades_table(detail: ImageDetail) -> None:
             "rater": g.rater,
             "de Vita": g.devita,
             "OMERACT": g.omeract,
+            **({"Doppler": g.doppler} if detail.doppler_signal is not None else {}),
             "comment": g.comment or "",
         }
         for g in reversed(detail.grades)

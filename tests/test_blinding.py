@@ -205,3 +205,27 @@ def test_closing_the_round_lifts_the_blinding_and_stops_saves(scene):
         AccountStore(store, Account("carol", "rater")).save_mask(
             ids[0], "carol", png, area_px=area, source="manual", round_id=rnd.id
         )
+
+
+def test_daves_doppler_grade_is_hidden_like_his_other_grades(scene, tmp_path):
+    """Dave's OMERACT Doppler grade on a blind-round frame reaches carol by no read: not in the
+    detail view, his history, a Review comparison or an export as carol; outside the round it
+    shows."""
+    import csv
+
+    store, ds, ids, rnd = scene
+    store.save_grade(ids[2], "dave", devita=3, doppler=3, round_id=rnd.id)
+    store.save_grade(ids[4], "dave", devita=3, doppler=2)
+    store.save_grade(ids[2], "carol", doppler=1, round_id=rnd.id)
+    store.save_grade(ids[4], "carol", doppler=2)
+    carol = ReaderStore(store, "carol")
+    assert [(g.rater, g.doppler) for g in image_detail(carol, ids[2]).grades] == [("carol", 1)]
+    assert carol.grade_history(ids[2], "dave") == []
+    dave, her = Source("rater", "dave"), Source("rater", "carol")
+    assert compare(store, ds.id, dave, her).summary["doppler_n"] == 2
+    seen = compare(carol, ds.id, dave, her)
+    assert seen.per_image.dropna(subset=["doppler_a"])["image_id"].tolist() == [ids[4]]
+    export_dataset(carol, ds.name, tmp_path / "out", fmt="csv", rater="dave")
+    with (tmp_path / "out" / "labels.csv").open(newline="") as handle:
+        rows = {r["image"]: r["doppler"] for r in csv.DictReader(handle)}
+    assert rows["2.png"] == "" and rows["4.png"] == "2"

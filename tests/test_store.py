@@ -222,3 +222,115 @@ def test_bad_url_gives_a_store_error():
     """An unusable store URL is reported as a StoreError, not a raw driver exception."""
     with pytest.raises(StoreError, match="Cannot open"):
         LabelStore("nosuchdriver://x/y")
+
+
+# ---------------------------------------------------------------- OMERACT Doppler grades
+
+
+def _pg_database(admin_url: str):
+    """A fresh, empty PostgreSQL database URL and a function that drops it."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"sgus_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}"'))
+        admin.dispose()
+
+    return admin_url.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+def test_doppler_grade_round_trips_and_is_audited(store, tmp_path):
+    """A Doppler grade is saved with the others, comes back in history and the latest grades,
+    is enough on its own to save, and the audit row names it."""
+    ds = store.ensure_dataset("d", tmp_path)
+    store.ensure_rater("ana")
+    image_id, _ = store.add_image(ds.id, _image(1))
+    store.save_grade(image_id, "ana", devita=1, omeract=2, doppler=3)
+    only = store.save_grade(image_id, "ana", doppler=2)
+    assert (only.devita, only.omeract, only.doppler) == (None, None, 2)
+    history = store.grade_history(image_id, "ana")
+    assert [g.doppler for g in history] == [3, 2]
+    assert store.latest_grades_for_dataset(ds.id, "ana")[image_id].doppler == 2
+    audit = [e for e in store.audit_log() if e.entity == "grade"]
+    assert audit[0].details["doppler"] == 2
+
+
+def test_doppler_grade_outside_0_3_is_refused(store, tmp_path):
+    """A Doppler grade of 4 is refused with a message naming the scale; nothing is written."""
+    ds = store.ensure_dataset("d", tmp_path)
+    store.ensure_rater("ana")
+    image_id, _ = store.add_image(ds.id, _image(1))
+    with pytest.raises(StoreError, match="OMERACT Doppler grade must be 0, 1, 2 or 3"):
+        store.save_grade(image_id, "ana", devita=1, doppler=4)
+    with pytest.raises(StoreError, match="OMERACT Doppler"):
+        store.save_labels(image_id, "ana", doppler=-1)
+    assert store.grade_history(image_id) == []
+
+
+def test_import_without_doppler_keeps_the_stored_doppler_grade(store, tmp_path):
+    """Saving the same de Vita and OMERACT grades again without a Doppler grade (a CSV without
+    the column) is nothing new: the newest grade keeps its Doppler grade."""
+    ds = store.ensure_dataset("d", tmp_path)
+    store.ensure_rater("ana")
+    image_id, _ = store.add_image(ds.id, _image(1))
+    store.save_labels(image_id, "ana", devita=1, omeract=1, doppler=2)
+    _, again = store.save_labels(image_id, "ana", devita=1, omeract=1, skip_unchanged=True)
+    assert again is None
+    _, changed = store.save_labels(
+        image_id, "ana", devita=1, omeract=1, doppler=3, skip_unchanged=True
+    )
+    assert changed is not None and changed.doppler == 3
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_a_store_at_0005_migrates_to_the_doppler_column(engine, tmp_path):
+    """A store written before Doppler grades (revision 0005) migrates on opening: its grades
+    are kept, with no Doppler grade, and new grades take one."""
+    import os
+
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from sgus_core.store.engine import _alembic_config
+
+    if engine == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'old.db'}", lambda: None
+    elif os.environ.get("SGUS_TEST_PG_URL"):
+        url, drop = _pg_database(os.environ["SGUS_TEST_PG_URL"])
+    else:
+        pytest.skip("needs the test PostgreSQL (SGUS_TEST_PG_URL)")
+    try:
+        old = create_engine(url)
+        cfg = _alembic_config()
+        with old.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0005")
+            assert "doppler" not in {c["name"] for c in inspect(conn).get_columns("grades")}
+            now = "2026-01-01 00:00:00+00:00"
+            conn.execute(text("INSERT INTO datasets (id, name, root_path, created_at) "
+                              "VALUES (1, 'd', '/x', :t)"), {"t": now})  # fmt: skip
+            conn.execute(text("INSERT INTO raters (id, name, created_at) VALUES (1, 'ana', :t)"),
+                         {"t": now})  # fmt: skip
+            conn.execute(text("INSERT INTO images (id, dataset_id, path, content_hash, frame_index,"
+                              " width, height, created_at) VALUES (1, 1, 'a.png', 'h', 0, 40, 30, :t)"),
+                         {"t": now})  # fmt: skip
+            conn.execute(text("INSERT INTO grades (id, image_id, rater_id, devita, omeract,"
+                              " created_at) VALUES (1, 1, 1, 2, 1, :t)"), {"t": now})  # fmt: skip
+        old.dispose()
+        with LabelStore(url) as labels:
+            assert current_revision(labels.engine) == head_revision() == "0006"
+            (kept,) = labels.grade_history(1)
+            assert (kept.devita, kept.omeract, kept.doppler) == (2, 1, None)
+            if engine == "postgres":  # ids inserted by hand: move the sequence past them
+                with labels.engine.begin() as conn:
+                    conn.execute(text("SELECT setval('grades_id_seq', 10)"))
+            assert labels.save_grade(1, "ana", doppler=1).doppler == 1
+    finally:
+        drop()

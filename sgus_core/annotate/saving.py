@@ -127,6 +127,7 @@ def save_annotation(
     parent_id: int | None,
     devita: int | None,
     omeract: int | None,
+    doppler: int | None = None,
     hocevar: tuple[int, ...] | None = None,
     comment: str | None = None,
     confidence: int | None = None,
@@ -139,7 +140,7 @@ def save_annotation(
 
     The mask's source says where it came from: ``model-prompted`` when the prompted segmenter
     drew it (a box or clicks), ``model-edited`` when the edit started from the model's
-    prediction, else ``manual``.
+    prediction, else ``manual``. ``doppler`` is the OMERACT Doppler grade (Doppler frames).
 
     Raises:
         PermissionDenied: the account may not save this rater's labels.
@@ -161,12 +162,13 @@ def save_annotation(
             round_id=round_id,
         )
     grade = None
-    if devita is not None or omeract is not None or hocevar is not None or comment:
+    if any(g is not None for g in (devita, omeract, doppler, hocevar)) or comment:
         grade = labels.save_grade(
             image_id,
             rater,
             devita=devita,
             omeract=omeract,
+            doppler=doppler,
             hocevar=hocevar,
             comment=comment or None,
             confidence=confidence,

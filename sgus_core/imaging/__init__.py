@@ -3,9 +3,11 @@
 * ``readers``: PNG, JPEG, BMP, TIFF and DICOM by content, to (H, W) uint8 grey :class:`Frame`;
 * ``fov``: the scanner's field of view inside a screenshot; ``frame``: :class:`Frame`, :class:`Rect`;
 * ``masks``: 1-bit PNG masks, mask files, contours, overlays;
+* ``doppler``: colour-flow / power-Doppler signal and the gland's vascular fraction;
 * ``thumbnails``: the Browse grid's thumbnails and their cache; ``privacy``: blanking burned-in text.
 """
 
+from sgus_core.imaging.doppler import vascular_caption, vascular_fraction
 from sgus_core.imaging.fov import detect_fov
 from sgus_core.imaging.frame import Frame, Rect
 from sgus_core.imaging.masks import (
@@ -29,6 +31,8 @@ from sgus_core.imaging.readers import (
 from sgus_core.imaging.thumbnails import ThumbnailCache, make_thumbnail
 
 __all__ = [
+    "vascular_caption",
+    "vascular_fraction",
     "display_window",
     "DICOM_KEPT_TAGS",
     "SUPPORTED_SUFFIXES",

@@ -58,7 +58,12 @@ class Frame:
             when true colour was reduced to luminance), ``mapping`` (``"none"``, ``"1-bit"`` or
             ``"min-max"`` with ``mapped_from`` = [low, high]), ``inverted`` (MONOCHROME1 or
             min-is-white), ``fov_source`` (``"detected"`` or ``"dicom_region"``), for DICOM
-            ``spacing_source`` and ``dicom`` (only :data:`DICOM_KEPT_TAGS`).
+            ``spacing_source`` and ``dicom`` (only :data:`DICOM_KEPT_TAGS`), ``doppler``
+            (True when colour-flow or power-Doppler signal was found inside the field of view,
+            ``imaging.doppler``).
+        doppler_signal: (H, W) bool, where a Doppler frame's colour signal is (inside the field
+            of view); ``None`` for every frame that is not Doppler. Found on the colour samples
+            before they were reduced to grey; never stored, read again with the frame.
     """
 
     pixels: np.ndarray
@@ -66,3 +71,4 @@ class Frame:
     fov: Rect
     frame_index: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    doppler_signal: np.ndarray | None = None

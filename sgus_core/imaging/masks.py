@@ -80,7 +80,7 @@ def read_mask_file(path: Path, shape: tuple[int, int]) -> np.ndarray:
         decoded, _ = decode_samples(path, limit)
     except ImageReadError as exc:
         raise MaskError(f"Mask {path.name} cannot be read: {exc}") from exc
-    pixels, _, metadata = decoded[0]
+    pixels, _, metadata, _ = decoded[0]
     if pixels.shape != expected:
         raise MaskError(
             f"Mask {path.name} is {pixels.shape[1]} x {pixels.shape[0]} px but its frame is "

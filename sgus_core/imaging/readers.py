@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from sgus_core.errors import ImageReadError
+from sgus_core.imaging.doppler import doppler_signal, is_doppler
 from sgus_core.imaging.fov import detect_fov
 from sgus_core.imaging.frame import Frame, Rect
 from sgus_core.settings import DEFAULT_MAX_PIXELS
@@ -197,6 +198,15 @@ def _to_grey(array: np.ndarray, metadata: dict[str, Any]) -> np.ndarray:
     return arr.astype(np.float64) @ weights
 
 
+def _rgb_samples(array: np.ndarray, metadata: dict[str, Any]) -> np.ndarray | None:
+    """The (H, W, 3) uint8 RGB samples of a colour frame, kept for the Doppler check; ``None``
+    for grey, or for colour deeper than 8 bits (no scanner exports Doppler so)."""
+    arr = np.asarray(array)
+    if not metadata.get("colour") or arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] < 3:
+        return None
+    return np.ascontiguousarray(arr[..., :3])
+
+
 def _to_uint8(stack: Sequence[np.ndarray], metadata: dict[str, Any]) -> list[np.ndarray]:
     """Grey frames of one file to uint8, with one mapping for the whole file.
 
@@ -240,7 +250,8 @@ def _bit_depth(dtype: np.dtype, declared: int | None = None) -> int:
 # Each reader returns ``(pixels, spacing_mm, metadata)`` per frame, without a field of view:
 # masks go through the same readers and have no use for one.
 
-_Decoded = list[tuple[np.ndarray, float | None, dict[str, Any]]]
+# The fourth element: the RGB samples of a colour frame (for the Doppler check), else None.
+_Decoded = list[tuple[np.ndarray, float | None, dict[str, Any], np.ndarray | None]]
 
 
 def _decode_pil(path: Path, fmt: str, max_pixels: int) -> _Decoded:
@@ -278,7 +289,7 @@ def _decode_pil(path: Path, fmt: str, max_pixels: int) -> _Decoded:
     metadata["dtype"] = str(array.dtype)
     metadata["bit_depth"] = _bit_depth(array.dtype, declared)
     grey = _to_grey(array, metadata)
-    return [(_to_uint8([grey], metadata)[0], None, metadata)]
+    return [(_to_uint8([grey], metadata)[0], None, metadata, _rgb_samples(array, metadata))]
 
 
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "bmp": "BMP", "tiff": "TIFF"}
@@ -338,7 +349,8 @@ def _decode_tiff(path: Path, max_pixels: int) -> _Decoded:
     if photometric == "MINISWHITE":
         frames = [255 - f for f in frames]
         metadata["inverted"] = True
-    return [(f, None, dict(metadata)) for f in frames]
+    colours = [_rgb_samples(a, metadata) for a in arrays]
+    return [(f, None, dict(metadata), c) for f, c in zip(frames, colours, strict=True)]
 
 
 def _dicom_region(ds: Dataset) -> Dataset | None:
@@ -477,7 +489,8 @@ def _decode_dicom(path: Path, max_pixels: int) -> tuple[_Decoded, Rect | None]:
     if photometric == "MONOCHROME1":  # 0 is white
         frames = [255 - f for f in frames]
         metadata["inverted"] = True
-    return [(f, spacing, dict(metadata)) for f in frames], fov
+    colours = [_rgb_samples(a, metadata) for a in array]
+    return [(f, spacing, dict(metadata), c) for f, c in zip(frames, colours, strict=True)], fov
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -546,10 +559,13 @@ def read_frames(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Fra
     else:
         fov, source = detect_fov(first), "detected"
     frames = []
-    for index, (pixels, spacing, metadata) in enumerate(decoded):
+    for index, (pixels, spacing, metadata, rgb) in enumerate(decoded):
         metadata["fov_source"] = source
         frame_fov = fov if pixels.shape == first.shape else detect_fov(pixels)
-        frames.append(Frame(pixels, spacing, frame_fov, index, metadata))
+        signal = doppler_signal(rgb, frame_fov) if rgb is not None else None
+        metadata["doppler"] = signal is not None and is_doppler(signal)
+        kept = signal if metadata["doppler"] else None
+        frames.append(Frame(pixels, spacing, frame_fov, index, metadata, kept))
     return frames
 
 

@@ -30,6 +30,8 @@ REFERENCE_KAPPAS = {
     "HarmonicSS intra-rater (de Vita)": 0.86,
     "HarmonicSS inter-rater (de Vita)": 0.75,
 }
+DOPPLER = "doppler"
+"""The prefix of the OMERACT Doppler figures in a summary (``doppler_accuracy``, ...)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class Labels:
     mask_png: bytes | None
     devita: int | None
     probabilities: tuple[float, ...] | None = None
+    doppler: int | None = None
+    """The OMERACT Doppler grade (raters on Doppler frames; models give none)."""
 
 
 def available_sources(store: LabelStore, dataset_id: int) -> list[Source]:
@@ -112,7 +116,7 @@ def load_labels(store: LabelStore, dataset_id: int, source: Source) -> dict[int,
             m, g = masks.get(image_id), grades.get(image_id)
             out[image_id] = Labels(
                 key=f"m{m.id}" if m else "", mask_png=m.png if m else None,
-                devita=g.devita if g else None,
+                devita=g.devita if g else None, doppler=g.doppler if g else None,
             )  # fmt: skip
         return out
     if source.kind == "model":
@@ -153,14 +157,20 @@ def _consensus(
     for image_id in set().union(*[set(p) for p in per_rater]) if per_rater else ():
         labels = [p[image_id] for p in per_rater if image_id in p]
         masks = [imaging.decode_mask_png(x.mask_png) for x in labels if x.mask_png]
-        grades = [x.devita for x in labels if x.devita is not None]
         png = imaging.encode_mask_png(metrics.consensus_mask(np.stack(masks))) if masks else None
-        grade = None
-        if grades:
-            grade = int(metrics.consensus_grade(np.array([grades], dtype=float))[0])
+        grade = _median_grade([x.devita for x in labels])
+        doppler = _median_grade([x.doppler for x in labels])
         key = "c" + "-".join(x.key for x in labels)
-        out[image_id] = Labels(key, png, grade)
+        out[image_id] = Labels(key, png, grade, doppler=doppler)
     return out
+
+
+def _median_grade(grades: list[int | None]) -> int | None:
+    """The raters' consensus grade of one image (``None`` when nobody gave one)."""
+    given = [g for g in grades if g is not None]
+    if not given:
+        return None
+    return int(metrics.consensus_grade(np.array([given], dtype=float))[0])
 
 
 def available_sources_raters(store: LabelStore, dataset_id: int) -> list[Source]:
@@ -216,6 +226,8 @@ def compare(
             "side": image.side,
             "grade_a": la.devita,
             "grade_b": lb.devita,
+            "doppler_a": la.doppler,
+            "doppler_b": lb.doppler,
             "iou": np.nan,
             "dice": np.nan,
             "hd95": np.nan,
@@ -269,11 +281,34 @@ def summarize(table: pd.DataFrame) -> dict[str, Any]:
         }
         icc = metrics.icc_2_1(areas)
         out["icc_area"] = [icc.icc, icc.ci_low, icc.ci_high]
+    out.update(_scale_figures(table, "doppler_a", "doppler_b", DOPPLER))
     prob_cols = [f"p{g}" for g in range(4)]
     if all(c in table for c in prob_cols) and graded.sum() >= 2:
         probs = table.loc[graded, prob_cols].to_numpy(dtype=float)
         if np.isfinite(probs).all():
             out["auc_per_grade"] = [c.auc for c in metrics.roc_per_grade(ga.astype(int), probs)]
+    return out
+
+
+def _scale_figures(table: pd.DataFrame, col_a: str, col_b: str, prefix: str) -> dict[str, Any]:
+    """Agreement on one more grade scale, over the images both sides graded on it:
+    ``{prefix}_n``, and with two or more such images ``{prefix}_accuracy``,
+    ``{prefix}_confusion`` and ``{prefix}_kappa_{unweighted,linear,quadratic}``. Nothing when
+    the table has no such column or no image graded by both (a scale only some frames have)."""
+    if col_a not in table or col_b not in table:
+        return {}
+    grades = table[[col_a, col_b]].to_numpy(dtype=float)
+    both = np.all(np.isfinite(grades), axis=1)
+    if not both.any():
+        return {}
+    ga, gb = grades[both, 0], grades[both, 1]
+    out: dict[str, Any] = {f"{prefix}_n": int(both.sum())}
+    if both.sum() >= 2:
+        out[f"{prefix}_accuracy"] = metrics.accuracy(ga, gb)
+        out[f"{prefix}_confusion"] = metrics.confusion(ga, gb).tolist()
+        for w in (None, "linear", "quadratic"):
+            k = metrics.cohen_kappa(ga, gb, weights=w, n_boot=300)
+            out[f"{prefix}_kappa_{w or 'unweighted'}"] = [k.kappa, k.ci_low, k.ci_high]
     return out
 
 

@@ -32,9 +32,11 @@ def iou_histogram(comparison: Comparison) -> go.Figure:
     return fig
 
 
-def confusion_heatmap(comparison: Comparison) -> go.Figure:
-    """de Vita confusion matrix (rows: source A, columns: source B)."""
-    matrix = np.array(comparison.summary.get("confusion", np.zeros((4, 4))))
+def confusion_heatmap(comparison: Comparison, scale: str = "de Vita") -> go.Figure:
+    """The confusion matrix of one grade scale (rows: source A, columns: source B): ``"de
+    Vita"`` or ``"OMERACT Doppler"`` (the images both sides graded on it)."""
+    key = "doppler_confusion" if scale == "OMERACT Doppler" else "confusion"
+    matrix = np.array(comparison.summary.get(key, np.zeros((4, 4))))
     fig = px.imshow(
         matrix,
         text_auto=True,
@@ -42,7 +44,7 @@ def confusion_heatmap(comparison: Comparison) -> go.Figure:
         y=[f"A {g}" for g in range(4)],
         color_continuous_scale="Blues",
     )
-    fig.update_layout(title="de Vita grades", **_LAYOUT)
+    fig.update_layout(title=f"{scale} grades", **_LAYOUT)
     return fig
 
 

@@ -19,7 +19,8 @@ from sgus_core.review.figures import (
 METHODS = (
     "Masks were compared per image by the intersection over union (IoU = TP / (|A| + |B| - TP)), "
     "the Dice coefficient (2 IoU / (1 + IoU)) and the 95th percentile Hausdorff distance between "
-    "outlines. De Vita grades were compared by accuracy, the confusion matrix and Cohen's kappa "
+    "outlines. De Vita grades (and OMERACT Doppler grades, over the frames both sources gave one) were "
+    "compared by accuracy, the confusion matrix and Cohen's kappa "
     "(unweighted, linear and quadratic weights) with 95 % percentile-bootstrap confidence "
     "intervals (300 resamples over images). Gland areas (mm², from the pixel spacing) were "
     "compared by Bland-Altman analysis (bias and 95 % limits of agreement, bias +- 1.96 SD) and the "
@@ -44,6 +45,11 @@ SUMMARY_LABELS = {
     "bland_altman_mm2": "Bland-Altman of gland area (mm², A - B)",
     "icc_area": "ICC(2,1) of gland area",
     "auc_per_grade": "AUC per de Vita grade (0, 1, 2, 3)",
+    "doppler_n": "Images with both OMERACT Doppler grades",
+    "doppler_accuracy": "OMERACT Doppler grade accuracy",
+    "doppler_kappa_unweighted": "Cohen's kappa of OMERACT Doppler, unweighted",
+    "doppler_kappa_linear": "Cohen's kappa of OMERACT Doppler, linear weights",
+    "doppler_kappa_quadratic": "Cohen's kappa of OMERACT Doppler, quadratic weights",
 }
 """The plain-language name of each summary figure (the report never shows a raw key)."""
 _PART_LABELS = {"bias": "bias", "low": "lower limit", "high": "upper limit", "sd": "SD"}
@@ -68,6 +74,9 @@ def build_report(comparison: Comparison, *, dataset: str, data_note: str = "") -
         for f in (
             iou_histogram(comparison),
             confusion_heatmap(comparison),
+            confusion_heatmap(comparison, "OMERACT Doppler")
+            if "doppler_confusion" in comparison.summary
+            else None,
             roc_figure(comparison),
             bland_altman_figure(comparison),
         )
@@ -81,7 +90,7 @@ def build_report(comparison: Comparison, *, dataset: str, data_note: str = "") -
         f"<tr><td>{html.escape(SUMMARY_LABELS.get(k, k.replace('_', ' ')))}</td>"
         f"<td>{html.escape(_number(v))}</td></tr>"
         for k, v in comparison.summary.items()
-        if k != "confusion"
+        if k not in ("confusion", "doppler_confusion")
     )
     selection = " · ".join(
         f"{html.escape(k)} {html.escape(str(v))}" for k, v in comparison.selection.items()

@@ -28,6 +28,17 @@ def _grade(row: Any) -> Grade:
     return Grade(**m)
 
 
+def _check_grades(devita: int | None, omeract: int | None, doppler: int | None) -> None:
+    """Refuse a grade outside 0-3.
+
+    Raises:
+        StoreError: names the scale and the value.
+    """
+    for label, value in (("de Vita", devita), ("OMERACT", omeract), ("OMERACT Doppler", doppler)):
+        if value is not None and value not in (0, 1, 2, 3):
+            raise StoreError(f"{label} grade must be 0, 1, 2 or 3, not {value!r}.")
+
+
 def _newest_per_rater(history: Sequence[_L]) -> dict[str, _L]:
     """The last of each rater's versions in an oldest-first history."""
     latest: dict[str, _L] = {}
@@ -188,18 +199,24 @@ class LabelArea(StoreBase):
         confidence: int | None = None,
         round_id: int | None = None,
         actor: str | None = None,
+        doppler: int | None = None,
     ) -> Grade:
-        """Append a new set of grades for (image, rater).
+        """Append a new set of grades for (image, rater); ``doppler`` is the OMERACT Doppler
+        grade.
 
         Raises:
             StoreError: a grade outside 0-3, or nothing to save.
         """
-        for label, value in (("de Vita", devita), ("OMERACT", omeract)):
-            if value is not None and value not in (0, 1, 2, 3):
-                raise StoreError(f"{label} grade must be 0, 1, 2 or 3, not {value!r}.")
-        if devita is None and omeract is None and hocevar is None and not comment:
+        _check_grades(devita, omeract, doppler)
+        if (
+            devita is None
+            and omeract is None
+            and doppler is None
+            and hocevar is None
+            and not comment
+        ):
             raise StoreError(
-                "Nothing to save: give a de Vita or OMERACT grade, items or a comment."
+                "Nothing to save: give a de Vita, OMERACT or Doppler grade, items or a comment."
             )
         with self.transaction() as conn:
             return self._save_grade(
@@ -213,6 +230,7 @@ class LabelArea(StoreBase):
                 confidence,
                 round_id,
                 actor,
+                doppler,
             )
 
     def _save_grade(
@@ -227,6 +245,7 @@ class LabelArea(StoreBase):
         confidence: int | None,
         round_id: int | None,
         actor: str | None,
+        doppler: int | None = None,
     ) -> Grade:
         rater_id = self._rater_id(conn, rater)
         now = utc_now()
@@ -238,6 +257,7 @@ class LabelArea(StoreBase):
                 round_id=round_id,
                 devita=devita,
                 omeract=omeract,
+                doppler=doppler,
                 hocevar=items,
                 comment=comment,
                 confidence=confidence,
@@ -251,8 +271,9 @@ class LabelArea(StoreBase):
             "save",
             "grade",
             new_id,
-            {"image_id": image_id, "rater": rater, "devita": devita, "omeract": omeract},
-        )
+            {"image_id": image_id, "rater": rater, "devita": devita, "omeract": omeract,
+             **({"doppler": doppler} if doppler is not None else {})},
+        )  # fmt: skip
         return Grade(
             new_id,
             image_id,
@@ -264,6 +285,7 @@ class LabelArea(StoreBase):
             confidence,
             round_id,
             now,
+            doppler,
         )
 
     _GRADE_COLS = (
@@ -272,6 +294,7 @@ class LabelArea(StoreBase):
         t.raters.c.name.label("rater"),
         t.grades.c.devita,
         t.grades.c.omeract,
+        t.grades.c.doppler,
         t.grades.c.hocevar,
         t.grades.c.comment,
         t.grades.c.confidence,
@@ -353,6 +376,7 @@ class LabelArea(StoreBase):
         round_id: int | None = None,
         actor: str | None = None,
         skip_unchanged: bool = False,
+        doppler: int | None = None,
     ) -> tuple[MaskVersion | None, Grade | None]:
         """Save a mask and grades of one image atomically (both or neither); the mask is checked
         as :meth:`save_mask` checks it.
@@ -366,18 +390,17 @@ class LabelArea(StoreBase):
         Raises:
             StoreError: a grade outside 0-3, or a mask :meth:`save_mask` would refuse.
         """
-        for label, value in (("de Vita", devita), ("OMERACT", omeract)):
-            if value is not None and value not in (0, 1, 2, 3):
-                raise StoreError(f"{label} grade must be 0, 1, 2 or 3, not {value!r}.")
+        _check_grades(devita, omeract, doppler)
         if mask_png is not None:
             self._check_mask(image_id, mask_png, area_px, source)
         with self.transaction() as conn:
             mask = None
             grade = None
             if skip_unchanged:
-                mask_png, devita, omeract = self._only_changes(
-                    conn, image_id, rater, mask_png, devita, omeract
+                mask_png, grades = self._only_changes(
+                    conn, image_id, rater, mask_png, (devita, omeract, doppler)
                 )
+                devita, omeract, doppler = grades
             if mask_png is not None:
                 mask = self._save_mask(
                     conn,
@@ -391,10 +414,11 @@ class LabelArea(StoreBase):
                     round_id,
                     actor,
                 )
-            if devita is not None or omeract is not None:
+            if devita is not None or omeract is not None or doppler is not None:
                 grade = self._save_grade(
-                    conn, image_id, rater, devita, omeract, None, None, None, round_id, actor
-                )
+                    conn, image_id, rater, devita, omeract, None, None, None, round_id, actor,
+                    doppler,
+                )  # fmt: skip
         return mask, grade
 
     def _only_changes(
@@ -403,9 +427,8 @@ class LabelArea(StoreBase):
         image_id: int,
         rater: str,
         mask_png: bytes | None,
-        devita: int | None,
-        omeract: int | None,
-    ) -> tuple[bytes | None, int | None, int | None]:
+        grades: tuple[int | None, int | None, int | None],
+    ) -> tuple[bytes | None, tuple[int | None, int | None, int | None]]:
         """The parts of a save that differ from the rater's newest labels, read under a lock on
         the image held until the transaction ends."""
         if conn.dialect.name == "postgresql":
@@ -425,16 +448,19 @@ class LabelArea(StoreBase):
             ).scalar()
             if newest is not None and same_mask(newest, mask_png):
                 mask_png = None
-        if devita is not None or omeract is not None:
+        if any(g is not None for g in grades):
             latest = conn.execute(
-                select(t.grades.c.devita, t.grades.c.omeract)
+                select(t.grades.c.devita, t.grades.c.omeract, t.grades.c.doppler)
                 .where(t.grades.c.image_id == image_id, t.grades.c.rater_id == rater_id)
                 .order_by(t.grades.c.id.desc())
                 .limit(1)
             ).first()
-            if latest is not None and (latest.devita, latest.omeract) == (devita, omeract):
-                devita = omeract = None
-        return mask_png, devita, omeract
+            # A save without a Doppler grade (a CSV without the column) leaves it out of the
+            # comparison: the same de Vita and OMERACT grades are then nothing new.
+            newest = (latest.devita, latest.omeract, latest.doppler) if latest else None
+            if newest is not None and newest[:2] == grades[:2] and grades[2] in (None, newest[2]):
+                grades = (None, None, None)
+        return mask_png, grades
 
     # ------------------------------------------------------------ status
 

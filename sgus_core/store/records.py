@@ -103,6 +103,8 @@ class Grade:
     confidence: int | None
     round_id: int | None
     created_at: datetime
+    doppler: int | None = None
+    """OMERACT Doppler grade 0-3 (vascularity), given on Doppler frames; ``None`` otherwise."""
 
 
 @dataclass(frozen=True)

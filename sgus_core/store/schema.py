@@ -223,6 +223,7 @@ grades = Table(
     Column("round_id", ForeignKey("rounds.id")),
     Column("devita", Integer),
     Column("omeract", Integer),
+    Column("doppler", Integer),  # OMERACT Doppler 2022 vascularity 0-3 (migration 0006)
     Column("hocevar", JSON),
     Column("comment", CheckedText("comment")),
     Column("confidence", Integer),

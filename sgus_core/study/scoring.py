@@ -55,6 +55,14 @@ OMERACT_GRADES: dict[int, str] = {
 # Grade >= 2 in any gland makes the patient SGUS-positive.
 OMERACT_POSITIVE_GRADE = 2
 
+DOPPLER_REFERENCE = "OMERACT Doppler 2022: vascularity, 0-3 per gland (activity, not diagnosis)"
+DOPPLER_GRADES: dict[int, str] = {
+    0: "No vascular signal.",
+    1: "Focal, dispersed vascular signals.",
+    2: "Diffuse vascular signals in less than half of the gland.",
+    3: "Diffuse vascular signals in more than half of the gland.",
+}
+
 HOCEVAR_REFERENCE = "Hocevar et al. 2005: five items per gland, total 0-48"
 
 

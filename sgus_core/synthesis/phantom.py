@@ -37,6 +37,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sgus_core.synthesis.doppler import add_doppler
+
 # Display chain (tuned with ``python -m sgus_core.synthesis.frame_stats`` against the docs/SGUS.md figures).
 TOP_DB = 33.0  # echo level (dB, gland at the skin = 0 dB) drawn white at 60 dB dynamic range
 GAMMA = 1.2  # the grey map's lower half: presses dark levels down
@@ -72,6 +74,9 @@ ECHO = {
 GLANDS = ("parotid", "submandibular")
 SIDES = ("R", "L")
 LABELS_HEADER = ("image", "mask", "patient", "gland", "side", "devita", "omeract", "spacing_mm")
+DOPPLER_COLUMN = "doppler"  # added to LABELS_HEADER when a dataset has Doppler frames
+# OMERACT Doppler grades 1-3 of a phantom Doppler frame (a grade-0 gland shows no colour at all).
+DOPPLER_GRADE_P = (0.45, 0.35, 0.20)
 
 # Burned-in gland labels as different scanners' annotation presets spell them.
 GLAND_LABELS = {
@@ -220,6 +225,10 @@ class PhantomFrame:
         seed: the seed it was generated from.
         scanner: the layout's key in ``SCANNERS``.
         lesion_fraction: fraction of the gland covered by hypoechoic foci as drawn (0-1).
+        rgb: for a Doppler frame, the (H, W, 3) uint8 RGB screenshot (``image`` with the flow
+            painted in colour, what is written to disk); ``None`` for a greyscale frame.
+        doppler_signal: (H, W) bool, where colour was painted (the truth); ``None`` if greyscale.
+        doppler_grade: the OMERACT Doppler grade 1-3 the flow was drawn for; ``None`` if greyscale.
     """
 
     image: np.ndarray
@@ -235,6 +244,22 @@ class PhantomFrame:
     seed: int
     scanner: str = "800x555"
     lesion_fraction: float = 0.0
+    rgb: np.ndarray | None = None
+    doppler_signal: np.ndarray | None = None
+    doppler_grade: int | None = None
+
+    @property
+    def vascular_fraction(self) -> float | None:
+        """The painted share of the gland, 0-1, for a Doppler frame; ``None`` if greyscale."""
+        if self.doppler_signal is None:
+            return None
+        area = int(np.count_nonzero(self.mask))
+        return float(np.count_nonzero(self.doppler_signal & self.mask)) / area if area else 0.0
+
+    @property
+    def screenshot(self) -> np.ndarray:
+        """What a scanner would export: ``rgb`` for a Doppler frame, else the grey ``image``."""
+        return self.image if self.rgb is None else self.rgb
 
     @property
     def name(self) -> str:
@@ -999,6 +1024,8 @@ def generate_frame(
     patient: str = "P0000",
     config: PhantomConfig | None = None,
     scanner: str | None = None,
+    doppler: bool = False,
+    doppler_mode: str = "power",
 ) -> PhantomFrame:
     """Generate one synthetic SGUS screenshot with its gland mask and grades.
 
@@ -1011,12 +1038,17 @@ def generate_frame(
         config: the generator's knobs (defaults: the realistic look).
         scanner: a key of ``SCANNERS``; overrides ``config.scanner``; ``None`` and no config
             scanner draws one.
+        doppler: also paint Doppler flow in and near the gland (``synthesis.doppler``), for an
+            OMERACT Doppler grade 1-3 drawn from its own random stream: the grey ``image`` is
+            the same as without it.
+        doppler_mode: ``"power"`` (red-orange-yellow) or ``"colour"`` (red and blue flow).
 
     Returns:
-        A :class:`PhantomFrame`: ``image`` (H, W) uint8, ``mask`` (H, W) bool, grades, ``fov``.
+        A :class:`PhantomFrame`: ``image`` (H, W) uint8, ``mask`` (H, W) bool, grades, ``fov``,
+        and for a Doppler frame ``rgb``, ``doppler_signal`` and ``doppler_grade``.
 
     Raises:
-        ValueError: an unknown gland, side, scanner or a grade outside 0-3.
+        ValueError: an unknown gland, side, scanner, Doppler mode or a grade outside 0-3.
     """
     cfg = config or PhantomConfig()
     pick = np.random.default_rng([abs(int(seed)), 0 if seed >= 0 else 1, 11])
@@ -1072,6 +1104,13 @@ def generate_frame(
         image = np.ascontiguousarray(image[fy : fy + fh, fx : fx + fw])
         mask = np.ascontiguousarray(mask[fy : fy + fh, fx : fx + fw])
         fov = (0, 0, fw, fh)
+    painted = None
+    if doppler:
+        flow = np.random.default_rng(
+            [abs(int(seed)), 0 if seed >= 0 else 1, 31, GLANDS.index(gland), SIDES.index(side)]
+        )
+        grade = 1 + int(flow.choice(3, p=DOPPLER_GRADE_P))
+        painted = add_doppler(image, mask, fov, flow, grade=grade, mode=doppler_mode)
     return PhantomFrame(
         image=image,
         mask=mask,
@@ -1086,6 +1125,9 @@ def generate_frame(
         seed=int(seed),
         scanner=scanner,
         lesion_fraction=lesion_fraction,
+        rgb=painted.rgb if painted else None,
+        doppler_signal=painted.signal if painted else None,
+        doppler_grade=painted.grade if painted else None,
     )
 
 
@@ -1101,9 +1143,10 @@ def patient_grades(seed: int) -> dict[tuple[str, str], int]:
 
 
 def generate_patient(
-    seed: int, patient: str, config: PhantomConfig | None = None
+    seed: int, patient: str, config: PhantomConfig | None = None, *, doppler: bool = False
 ) -> list[PhantomFrame]:
-    """The four glands of one phantom patient, scanned on one scanner.
+    """The four glands of one phantom patient, scanned on one scanner (``doppler``: with power
+    Doppler flow painted over each, see :func:`generate_frame`).
 
     Grades are correlated within the patient (a patient-level severity); over many patients the
     de Vita distribution is close to the real set's (0:110, 1:28, 2:55, 3:32).
@@ -1124,6 +1167,7 @@ def generate_patient(
             patient=patient,
             config=cfg,
             scanner=scanner,
+            doppler=doppler,
         )  # fmt: skip
         for g in GLANDS
         for s in SIDES
@@ -1146,13 +1190,17 @@ def write_dataset(
     *,
     config: PhantomConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    doppler_patients: Collection[int] = (),
 ) -> Path:
     """Write a phantom dataset in the import format of ``docs/CLI.md``.
 
-    Writes ``out_dir/images/<name>.png`` (grey), ``out_dir/masks/<name>.png`` (0/255, the frame's
-    size) and ``out_dir/labels.csv`` (header ``image,mask,patient,gland,side,devita,omeract,
-    spacing_mm``, paths relative to ``out_dir``). Patient ``i`` is :func:`patient_id`
-    ``(first_seed, i)`` generated from seed ``first_seed + i``.
+    Writes ``out_dir/images/<name>.png`` (grey; RGB for a Doppler frame),
+    ``out_dir/masks/<name>.png`` (0/255, the frame's size) and ``out_dir/labels.csv`` (header
+    ``image,mask,patient,gland,side,devita,omeract,spacing_mm``, paths relative to ``out_dir``;
+    with Doppler patients also ``doppler``, the OMERACT Doppler grade, empty for a greyscale
+    frame). Patient
+    ``i`` is :func:`patient_id` ``(first_seed, i)`` generated from seed ``first_seed + i``; the
+    patients whose index ``i`` is in ``doppler_patients`` are scanned with power Doppler.
 
     Args:
         out_dir: folder to write into (created if missing; existing files are overwritten).
@@ -1179,23 +1227,28 @@ def write_dataset(
     rows = []
     for i in range(n_patients):
         pid = patient_id(first_seed, i)
-        for frame in generate_patient(first_seed + i, pid, config):
+        for frame in generate_patient(first_seed + i, pid, config, doppler=i in doppler_patients):
             image_rel = f"images/{frame.name}.png"
             mask_rel = f"masks/{frame.name}.png"
-            if not cv2.imwrite(str(out_dir / image_rel), frame.image):
+            pixels = (
+                frame.image if frame.rgb is None else cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
+            )
+            if not cv2.imwrite(str(out_dir / image_rel), pixels):
                 raise OSError(f"could not write {out_dir / image_rel}")
             if not cv2.imwrite(str(out_dir / mask_rel), frame.mask.astype(np.uint8) * 255):
                 raise OSError(f"could not write {out_dir / mask_rel}")
             rows.append(
                 (image_rel, mask_rel, frame.patient, frame.gland, frame.side, frame.devita,
                  frame.omeract, f"{frame.spacing_mm:.5f}")
+                + (("" if frame.doppler_grade is None else frame.doppler_grade,)
+                   if doppler_patients else ())
             )  # fmt: skip
             done += 1
             if progress is not None:
                 progress(done, total)
     with labels.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(LABELS_HEADER)
+        writer.writerow(LABELS_HEADER + ((DOPPLER_COLUMN,) if doppler_patients else ()))
         writer.writerows(rows)
     return labels
 

@@ -121,6 +121,7 @@ def export_dataset(
             "side": image.side or "",
             "devita": "",
             "omeract": "",
+            "doppler": "",
             "rater": rater,
             "spacing_mm": "" if image.spacing_mm is None else repr(image.spacing_mm),
         }
@@ -128,6 +129,7 @@ def export_dataset(
         if grade is not None:
             row["devita"] = "" if grade.devita is None else str(grade.devita)
             row["omeract"] = "" if grade.omeract is None else str(grade.omeract)
+            row["doppler"] = "" if grade.doppler is None else str(grade.doppler)
         version = masks.get(image.id)
         if fmt == "csv":
             row["mask_area_px"] = "" if version is None else str(version.area_px)
@@ -228,6 +230,7 @@ def _export_coco(
                 "spacing_mm": image.spacing_mm,
                 "devita": grade.devita if grade else None,
                 "omeract": grade.omeract if grade else None,
+                "doppler": grade.doppler if grade else None,
             }
         )
         version = masks.get(image.id)

@@ -25,6 +25,7 @@ KNOWN_COLUMNS = (
     "side",
     "devita",
     "omeract",
+    "doppler",
     "rater",
     "spacing_mm",
 )
@@ -79,6 +80,8 @@ class _LabelRow:
     rater: str
     spacing_mm: float | None
     meta: dict[str, str]
+    doppler: int | None = None
+    """OMERACT Doppler grade (the optional ``doppler`` column; older CSVs have none)."""
 
 
 def _inside(root: Path, relative: str, what: str) -> Path:
@@ -148,6 +151,7 @@ def _parse_row(root: Path, line: int, row: dict[str | None, Any], default_rater:
         rater=cells.get("rater") or default_rater,
         spacing_mm=spacing,
         meta={k: v for k, v in cells.items() if k not in KNOWN_COLUMNS and v},
+        doppler=_grade(cells.get("doppler", ""), "doppler"),
     )
 
 
@@ -325,7 +329,12 @@ def _import_file(
                 continue
             if store.update_image_metadata(image_id, _metadata(label), actor=actor):
                 report.metadata_updated += 1
-        if mask_png is None and label.devita is None and label.omeract is None:
+        if (
+            mask_png is None
+            and label.devita is None
+            and label.omeract is None
+            and label.doppler is None
+        ):
             continue
         store.ensure_rater(label.rater, actor=actor)
         saved_mask, saved_grade = store.save_labels(
@@ -336,6 +345,7 @@ def _import_file(
             source="imported",
             devita=label.devita,
             omeract=label.omeract,
+            doppler=label.doppler,
             actor=actor,
             skip_unchanged=True,
         )
@@ -365,7 +375,9 @@ def _disagreement(
         if getattr(image, k) != v
     ]
     grade = store.latest_grades(image.id).get(label.rater)
-    for name, value in (("devita", label.devita), ("omeract", label.omeract)):
+    for name, value in (
+        ("devita", label.devita), ("omeract", label.omeract), ("doppler", label.doppler)
+    ):  # fmt: skip
         stored = getattr(grade, name) if grade is not None else None
         if value is not None and stored != value:
             found.append(f"{name} {value} vs {stored if stored is not None else 'none'}")
