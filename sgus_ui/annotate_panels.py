@@ -264,6 +264,13 @@ def hocevar_items(reading_key: str) -> tuple[int, ...] | None:
     return tuple(values) if use_items else None
 
 
+GRADE_SCALES = (  # label, Grade field, shortcut modifier of the keys 0-3, what each grade means
+    ("de Vita", "devita", "", DEVITA_GRADES),
+    ("OMERACT", "omeract", "shift+", OMERACT_GRADES),
+    ("OMERACT Doppler", "doppler", "alt+", DOPPLER_GRADES),
+)
+
+
 def grading_panel(visible: VisibleLabels, reading: Reading, *, doppler: bool = False) -> Grading:
     """Grades, Hocevar items, confidence, comment and flag; starts from the rater's last grade
     in this queue (in a round: of this round only; in the whole dataset: outside any round).
@@ -277,28 +284,17 @@ def grading_panel(visible: VisibleLabels, reading: Reading, *, doppler: bool = F
         None,
     )
     key = reading.key
-    devita = grade_control(
-        "de Vita",
-        f"ann_devita_{key}",
-        last.devita if last else None,
-        ("0", "1", "2", "3"),
-        DEVITA_GRADES,
-    )
-    omeract = grade_control(
-        "OMERACT",
-        f"ann_omeract_{key}",
-        last.omeract if last else None,
-        ("shift+0", "shift+1", "shift+2", "shift+3"),
-        OMERACT_GRADES,
-    )
-    vascularity = None
-    if doppler:
-        vascularity = grade_control(
-            "OMERACT Doppler",
-            f"ann_doppler_{key}",
-            last.doppler if last else None,
-            ("alt+0", "alt+1", "alt+2", "alt+3"),
-            DOPPLER_GRADES,
+    chosen: dict[str, int | None] = {}
+    for label, field, modifier, meanings in GRADE_SCALES:
+        if field == "doppler" and not doppler:
+            chosen[field] = None
+            continue
+        chosen[field] = grade_control(
+            label,
+            f"ann_{field}_{key}",
+            getattr(last, field) if last else None,
+            tuple(f"{modifier}{g}" for g in GRADES),
+            meanings,
         )
     st.html(HIDDEN_SHORTCUTS_CSS)
     st.caption(
@@ -310,7 +306,9 @@ def grading_panel(visible: VisibleLabels, reading: Reading, *, doppler: bool = F
     confidence = st.slider("Confidence", 1, 5, 4, key=f"ann_conf_{key}")
     comment = st.text_area("Comment", key=f"ann_comment_{key}", height=68)
     flag = st.text_input("Flag with a reason (optional)", key=f"ann_flag_{key}")
-    return Grading(devita, omeract, hocevar, confidence, comment, flag, vascularity)
+    return Grading(
+        chosen["devita"], chosen["omeract"], hocevar, confidence, comment, flag, chosen["doppler"]
+    )
 
 
 def has_unsaved_edits(session: EditSession, strokes: list[Stroke]) -> bool:

@@ -118,3 +118,21 @@ def tiny_segmenter_models():
     """``tiny_segmenter_models(root)``: ``root/models`` holding an untrained tiny U-Net as the
     default segmenter; returns the folder and the model's card."""
     return _tiny_segmenter_models
+
+
+@pytest.fixture
+def one_patient_demo(tmp_path, monkeypatch, tiny_segmenter_models):
+    """The app's environment for one test: a one-patient demo store (its labels and simulated
+    raters) under tmp_path and a models folder holding a tiny untrained U-Net; returns the
+    settings."""
+    from sgus_core.demo import ensure_demo
+    from sgus_core.settings import load_settings
+
+    models, _ = tiny_segmenter_models(tmp_path)
+    monkeypatch.setenv("SGUS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SGUS_MODELS_DIR", str(models))
+    monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'sgus.db'}")
+    settings = load_settings()
+    with LabelStore(settings.db_url) as store:
+        ensure_demo(store, settings, n_patients=1)
+    return settings

@@ -365,19 +365,8 @@ def test_bench_live_reports_the_median_of_its_rounds():
 
 
 @pytest.fixture
-def live_app(tmp_path, monkeypatch, tiny_segmenter_models):
-    """The app on a one-patient demo store with a tiny untrained segmenter (demo mode)."""
-    from sgus_core.demo import ensure_demo
-    from sgus_core.settings import load_settings
-    from sgus_core.store import LabelStore
-
-    models, _ = tiny_segmenter_models(tmp_path)
-    monkeypatch.setenv("SGUS_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("SGUS_MODELS_DIR", str(models))
-    monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'sgus.db'}")
-    settings = load_settings()
-    with LabelStore(settings.db_url) as store:
-        ensure_demo(store, settings, n_patients=1)
+def live_app(one_patient_demo):
+    """The Live page in demo mode on a one-patient demo store with a tiny untrained segmenter."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=120)

@@ -7,24 +7,16 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from sgus_core.demo import ensure_demo
-from sgus_core.settings import REPO_ROOT, load_settings
+from sgus_core.settings import REPO_ROOT
 from sgus_core.store import LabelStore
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch, tiny_segmenter_models):
+def env(one_patient_demo):
     """A one-patient demo store and a models folder holding a tiny untrained U-Net."""
-    models, card = tiny_segmenter_models(tmp_path)
-    monkeypatch.setenv("SGUS_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("SGUS_MODELS_DIR", str(models))
-    monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'sgus.db'}")
-    settings = load_settings()
-    with LabelStore(settings.db_url) as store:
-        ensure_demo(store, settings, n_patients=1)
-    return settings
+    return one_patient_demo
 
 
 def test_predict_page_shows_outline_heat_map_and_contour(env):

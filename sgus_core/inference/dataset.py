@@ -65,13 +65,7 @@ def predict_dataset(
             chunk, segment_frames(segmenter, frames, grader=grader), strict=True
         ):
             save(
-                image.id,
-                segmenter.name,
-                imaging.encode_mask_png(pred.mask),
-                area_px=pred.area_px,
-                area_mm2=pred.area_mm2,
-                grade=pred.grade,
-                grade_probabilities=pred.grade_probabilities,
+                image.id, segmenter.name, imaging.encode_mask_png(pred.mask), **pred.store_fields()
             )
             done += 1
         if progress:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,15 @@ class Prediction:
     grade_probabilities: tuple[float, ...] | None
     model: str
     fov: Rect
+
+    def store_fields(self) -> dict[str, Any]:
+        """What the labels store keeps of it besides the mask (``save_prediction``'s keywords)."""
+        return {
+            "area_px": self.area_px,
+            "area_mm2": self.area_mm2,
+            "grade": self.grade,
+            "grade_probabilities": self.grade_probabilities,
+        }
 
 
 @dataclass(frozen=True)

@@ -119,12 +119,6 @@ def capture_frame(
     register(writer.store, models_dir, segmenter)
     pred = result.prediction
     writer.save_prediction(
-        image_id,
-        segmenter.name,
-        imaging.encode_mask_png(pred.mask),
-        area_px=pred.area_px,
-        area_mm2=pred.area_mm2,
-        grade=pred.grade,
-        grade_probabilities=pred.grade_probabilities,
+        image_id, segmenter.name, imaging.encode_mask_png(pred.mask), **pred.store_fields()
     )
     return image_id, True
