@@ -237,7 +237,7 @@ def remember_last_save(label: str, outcome: SaveOutcome, queue: Queue, newly_don
                   f"Doppler {outcome.grade.doppler}" if outcome.grade.doppler is not None else ""]  # fmt: skip
         saved.append(", ".join(g for g in grades if g) or "grades")
     left = queue.total - queue.done - (1 if newly_done else 0)
-    where = f"round {queue.study_round.name}" if queue.study_round else "the dataset"
+    where = f'the round "{queue.study_round.name}"' if queue.study_round else "the dataset"
     text = f"Saved {label}: {' and '.join(saved) or 'status'}. {left} of {queue.total} to do in {where}."
     st.session_state[_LAST_SAVE] = (time.monotonic(), text)
 

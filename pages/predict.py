@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 MODEL_COLOUR = (255, 64, 64)
 HEAT_MAP_WIDTH = 400  # cells a row of the probability heat map
+# Inferno, with its first stop (#000004) made plain black: Streamlit's chart frontend takes the
+# colours #000001-#000029 for placeholders of its theme and repaints them (0 showed violet).
+HEAT_SCALE = ["#000000", *px.colors.sequential.Inferno[1:]]
 TRUTH_COLOUR = (0, 200, 255)
 
 
@@ -142,7 +145,7 @@ def outline_view(frame: imaging.Frame, prediction: Prediction, truth: np.ndarray
     # At most HEAT_MAP_WIDTH cells a row (a full-size map is a megabyte of JSON per rerun), on
     # Plotly's own theme: Streamlit's replaces the scale, and 0 must read as black, not pink.
     step = max(1, -(-prediction.probability.shape[1] // HEAT_MAP_WIDTH))
-    heat = px.imshow(prediction.probability[::step, ::step], color_continuous_scale="inferno",
+    heat = px.imshow(prediction.probability[::step, ::step], color_continuous_scale=HEAT_SCALE,
                      zmin=0, zmax=1)  # fmt: skip
     heat.update_layout(margin=dict(l=0, r=0, t=30, b=0), title="Gland probability", height=360)
     heat.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)

@@ -181,7 +181,9 @@ def canvas_editor(
         prompt marks (box, clicks) drawn for the model, in frame pixels.
     """
     shape = frame.pixels.shape
-    page = canvas_view()
+    canvas_slot, view_slot = st.container(), st.container()  # the view line under the canvas
+    with view_slot:
+        page = canvas_view()
     rect = image.fov if view.zoom and image.fov else (0, 0, shape[1], shape[0])
     region = edit.crop_zoom(shape, rect)
     display = region.fit(*canvas_limits(page))
@@ -193,24 +195,25 @@ def canvas_editor(
     if pen.marking:
         drawing_mode, stroke = {**PROMPT_TOOLS, **MEASURE_TOOLS}[pen.kind]
         fill = "rgba(0, 0, 0, 0)" if drawing_mode == "rect" else stroke
-    result = st_canvas(
-        fill_color=fill,
-        stroke_width=2 if pen.marking else pen.width,
-        stroke_color=stroke,
-        background_image=canvas_background(
-            imaging.display_window(frame.pixels, view.brightness, view.contrast),
-            session.history.current,
-            opacity=pen.opacity,
-            region=region,
-            display_size=display,
-        ),
-        width=display[0],
-        height=display[1],
-        drawing_mode=drawing_mode,
-        point_display_radius=4,
-        initial_drawing=canvas_json(canvas_key),
-        key=canvas_key,
-    )
+    with canvas_slot:
+        result = st_canvas(
+            fill_color=fill,
+            stroke_width=2 if pen.marking else pen.width,
+            stroke_color=stroke,
+            background_image=canvas_background(
+                imaging.display_window(frame.pixels, view.brightness, view.contrast),
+                session.history.current,
+                opacity=pen.opacity,
+                region=region,
+                display_size=display,
+            ),
+            width=display[0],
+            height=display[1],
+            drawing_mode=drawing_mode,
+            point_display_radius=4,
+            initial_drawing=canvas_json(canvas_key),
+            key=canvas_key,
+        )
     drawing, marks = split_canvas(resolve_canvas_json(result.json_data))
     strokes = strokes_from_canvas(drawing, mode="add", erase_stroke_color=ERASE_COLOUR)
     current = edit.compose(session.history.current, strokes, display_size=display, region=region)

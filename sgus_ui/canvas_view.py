@@ -2,14 +2,15 @@
 height, so the canvas fills the column and fits the screen), and wheel zoom and pan.
 
 One small in-page component (``st.components.v2``, no build step, nothing fetched) placed in the
-canvas's column, just above the canvas. It reports the column width, the window height and how
-far down the page the canvas starts (only when one changes by 8 px or more, so it costs one extra
+canvas's column, under the canvas. It reports the column width, the window height and how far
+down the page the canvas starts (only when one changes by 8 px or more, so it costs one extra
 run when the page first opens) and, over the drawing canvas
 of that column, turns the mouse wheel into zoom about the pointer (1x to 8x) and a drag with the
 middle button, or with Space held, into pan. Zoom and pan are a CSS transform of the canvas: the
 drawing library maps the pointer through it, so strokes land where the reader sees them and the
 mask is composed at full resolution as before. A new canvas (another frame) starts unzoomed;
-**Fit** returns to the whole view.
+**Fit** returns to the whole view. The canvas's own toolbar (its undo, redo and clear, beside the
+page's) is hidden.
 """
 
 from __future__ import annotations
@@ -33,18 +34,37 @@ JS = r"""
 export default function (component) {
   const { setStateValue, parentElement } = component;
   const root = parentElement.host || parentElement;
-  const block = root.closest('[data-testid="stVerticalBlock"]') || document.body;
+  // The page column holding the canvas (this component sits in a container of its own in it).
+  const block = root.closest('[data-testid="stColumn"]') ||
+    root.closest('[data-testid="stVerticalBlock"]') || document.body;
   const label = parentElement.querySelector('.sgus-zoom');
   const views = new WeakMap();  // .dc-container -> {z, x, y}
   let last = [0, 0, 0];
 
+  const canvases = () => {  // the drawing canvases' shadow roots in this column
+    const roots = [];
+    for (const el of block.querySelectorAll('*')) {
+      if (el.shadowRoot && el.shadowRoot.querySelector('.dc-root')) roots.push(el.shadowRoot);
+    }
+    return roots;
+  };
+  const hideToolbar = (shadow) => {  // the page has its own Undo, Redo and Clear
+    if (shadow.querySelector('style[data-sgus]')) return;
+    const style = document.createElement('style');
+    style.setAttribute('data-sgus', '');
+    style.textContent = '.dc-toolbar { display: none !important; }';
+    shadow.appendChild(style);
+  };
   const pageTop = (el) => {  // distance from the top of the page, however it is scrolled
-    let top = el.getBoundingClientRect().bottom + window.scrollY;
+    let top = el.getBoundingClientRect().top + window.scrollY;
     for (let e = el.parentElement; e; e = e.parentElement) top += e.scrollTop || 0;
     return Math.round(top);
   };
   const report = () => {
-    const size = [Math.round(block.clientWidth), Math.round(window.innerHeight), pageTop(root)];
+    const shadows = canvases();
+    shadows.forEach(hideToolbar);
+    const canvas = shadows.length ? shadows[0].querySelector('.dc-root') : root;
+    const size = [Math.round(block.clientWidth), Math.round(window.innerHeight), pageTop(canvas)];
     if (size.some((v, i) => Math.abs(v - last[i]) >= 8)) {
       last = size;
       setStateValue('size', size);
@@ -80,13 +100,15 @@ export default function (component) {
     apply(box, view);
   };
 
-  let space = false, pan = null;
+  let space = false, pan = null, over = false;
   const onKey = (event) => {
-    const typing = event.target && /INPUT|TEXTAREA/.test(event.target.tagName);
-    if (event.code === 'Space' && !typing) {
-      space = event.type === 'keydown';
-      if (space && pan === null) event.preventDefault();
-    }
+    if (event.code !== 'Space') return;
+    const target = event.target || {};
+    const typing = target.tagName === 'TEXTAREA' || target.isContentEditable ||
+      (target.tagName === 'INPUT' && target.getAttribute('role') !== 'combobox');
+    if (typing && !over) return;  // a space typed into a comment stays a space
+    space = event.type === 'keydown';
+    if (over) event.preventDefault();  // no page scroll, no select opening under the pointer
   };
   const onDown = (event) => {
     const box = containerOf(event);
@@ -97,6 +119,7 @@ export default function (component) {
     pan = { box, view, x: event.clientX - view.x, y: event.clientY - view.y };
   };
   const onMove = (event) => {
+    over = Boolean(containerOf(event));
     if (pan === null) return;
     event.preventDefault();
     event.stopPropagation();
@@ -123,20 +146,23 @@ export default function (component) {
   for (const type of ['pointerdown', 'mousedown']) block.addEventListener(type, onDown, true);
   for (const type of ['pointermove', 'mousemove']) window.addEventListener(type, onMove, true);
   for (const type of ['pointerup', 'mouseup']) window.addEventListener(type, onUp, true);
-  window.addEventListener('keydown', onKey);
-  window.addEventListener('keyup', onKey);
+  window.addEventListener('keydown', onKey, true);
+  window.addEventListener('keyup', onKey, true);
+  const mutations = new MutationObserver(report);  // the canvas mounts after this component
+  mutations.observe(block, { childList: true, subtree: true });
   const button = parentElement.querySelector('.sgus-fit');
   button.addEventListener('click', fit);
   report();
   return () => {
     resize.disconnect();
+    mutations.disconnect();
     window.removeEventListener('resize', report);
     block.removeEventListener('wheel', onWheel);
     for (const type of ['pointerdown', 'mousedown']) block.removeEventListener(type, onDown, true);
     for (const type of ['pointermove', 'mousemove']) window.removeEventListener(type, onMove, true);
     for (const type of ['pointerup', 'mouseup']) window.removeEventListener(type, onUp, true);
-    window.removeEventListener('keydown', onKey);
-    window.removeEventListener('keyup', onKey);
+    window.removeEventListener('keydown', onKey, true);
+    window.removeEventListener('keyup', onKey, true);
     button.removeEventListener('click', fit);
   };
 }

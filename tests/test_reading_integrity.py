@@ -139,7 +139,7 @@ def test_a_save_in_a_round_confirms_and_keeps_the_place(demo_env):
     assert not at.exception, at.exception
     (message,) = [s.value for s in at.success if s.value.startswith("Saved ")]
     assert label in message and "de Vita 1" in message
-    assert "3 of 4 to do in round r1" in message
+    assert '3 of 4 to do in the round "r1"' in message
     shown = at.session_state["ann_image_id"]
     assert shown != queue_before and shown in r1.image_ids
     assert any("2 of 3 in the queue" in m.value for m in at.markdown)

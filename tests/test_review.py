@@ -100,6 +100,9 @@ def test_report_is_self_contained_html(demo):
     assert "iou_mean" not in html and "kappa_unweighted" not in html
     assert "bland_altman_mm2" not in html
     assert "gland parotid · side any" in html
+    # The lowest-IoU table speaks words and rounds; the Bland-Altman sign matches the figure's.
+    assert "<th>de Vita (A)</th>" in html and "<th>grade_a</th>" not in html
+    assert "(mm², B - A)" in html and "A - B" not in html
 
 
 def test_summary_of_10000_pairs_is_computed_from_the_table(demo):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from datetime import UTC, datetime
 
+import pandas as pd
 import plotly.io as pio
 
 from sgus_core import __version__
@@ -42,7 +43,7 @@ SUMMARY_LABELS = {
     "kappa_unweighted": "Cohen's kappa, unweighted",
     "kappa_linear": "Cohen's kappa, linear weights",
     "kappa_quadratic": "Cohen's kappa, quadratic weights",
-    "bland_altman_mm2": "Bland-Altman of gland area (mm², A - B)",
+    "bland_altman_mm2": "Bland-Altman of gland area (mm², B - A)",
     "icc_area": "ICC(2,1) of gland area",
     "auc_per_grade": "AUC per de Vita grade (0, 1, 2, 3)",
     "doppler_n": "Images with both OMERACT Doppler grades",
@@ -53,6 +54,24 @@ SUMMARY_LABELS = {
 }
 """The plain-language name of each summary figure (the report never shows a raw key)."""
 _PART_LABELS = {"bias": "bias", "low": "lower limit", "high": "upper limit", "sd": "SD"}
+
+
+WORST_COLUMNS = {
+    "image": "image",
+    "path": "file",
+    "iou": "IoU",
+    "grade_a": "de Vita (A)",
+    "grade_b": "de Vita (B)",
+}
+
+
+def _worst_table(worst: pd.DataFrame) -> str:
+    """The lowest-IoU images as an HTML table with plain headings, IoU to three decimals."""
+    table = worst[list(WORST_COLUMNS)].rename(columns=WORST_COLUMNS)
+    table["IoU"] = table["IoU"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    for column in ("de Vita (A)", "de Vita (B)"):
+        table[column] = table[column].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    return str(table.to_html(index=False, escape=True))
 
 
 def _number(value: object) -> str:
@@ -114,5 +133,5 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}<
 <h2>Results</h2><table>{rows}</table>
 <h3>Reference values from the literature</h3><ul>{refs}</ul>
 {"".join(parts)}
-<h3>Ten lowest-IoU images</h3>{worst[["image", "path", "iou", "grade_a", "grade_b"]].to_html(index=False)}
+<h3>Ten lowest-IoU images</h3>{_worst_table(worst)}
 </body></html>"""
