@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from sgus_core.annotate.saving import save_annotation, start_mask, start_options
+from sgus_core.annotate.saving import (
+    outline_to_save,
+    save_annotation,
+    start_mask,
+    start_options,
+)
 from sgus_core.browse import load_frame
 from sgus_core.errors import SgusError
 from sgus_core.study.rounds import prediction_uncertainty, rater_queue, visible_labels
@@ -175,8 +180,10 @@ def save_action(
     queue: Queue,
     current: np.ndarray,
     grading: Grading,
+    edited: bool,
 ) -> None:
-    """What Save or Save & next does once the mask and the grades of this run are known, then
+    """What Save or Save & next does once the mask and the grades of this run are known (the
+    outline only when the reader changed it, or accepts the model's: ``outline_to_save``), then
     the confirmation (in the place under the buttons) that names the frame and what remains; a
     frame that leaves the round's queue hands its place to the next one."""
     save, save_next, messages = pressed
@@ -188,7 +195,7 @@ def save_action(
                 account_store(),
                 image.id,
                 account.name,
-                current,
+                outline_to_save(current, option.kind, edited),
                 start_kind=option.kind,
                 parent_id=session.parent_id,
                 devita=grading.devita,
@@ -286,7 +293,8 @@ def render() -> None:
         mask_operations(session, option, current, strokes)
     with right:
         grading = grading_panel(visible, reading, doppler=frame.doppler_signal is not None)
-        save_action(pressed, image, account, session, option, queue, current, grading)
+        edited = has_unsaved_edits(session, strokes)
+        save_action(pressed, image, account, session, option, queue, current, grading, edited)
         st.caption(CAVEAT)
         if not blind:
             offer_fine_tune(dataset.name, account.name, account.can_manage)

@@ -415,3 +415,22 @@ def test_masks_must_be_two_dimensional():
     """A 3-D array where a mask is expected raises MaskError."""
     with pytest.raises(MaskError):
         fill_holes(np.zeros((2, 2, 3), bool))
+
+
+def test_an_untouched_start_is_stored_only_when_it_is_the_models_outline():
+    """Save stores what the reader drew or changed, or the model's outline she accepts as it
+    is; never an untouched copy of a version (hers or another rater's) or an empty mask."""
+    from sgus_core.annotate.saving import (
+        START_EMPTY,
+        START_MINE,
+        START_MODEL,
+        START_VERSION,
+        outline_to_save,
+    )
+
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 2:6] = True
+    assert outline_to_save(mask, START_MODEL, edited=False) is mask
+    for kind in (START_EMPTY, START_MINE, START_VERSION):
+        assert outline_to_save(mask, kind, edited=False) is None
+        assert outline_to_save(mask, kind, edited=True) is mask

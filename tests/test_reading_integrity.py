@@ -181,3 +181,20 @@ def test_a_caliper_measures_in_mm_and_leaves_the_mask_alone(demo_env):
         image = store.get_image(at.session_state["ann_image_id"])
     expected = 300 * image.width / 620 * image.spacing_mm  # 300 canvas px over a 620 px canvas
     assert caliper == f"Calipers: {expected:.1f} mm"
+
+
+@pytest.mark.parametrize("start", ["empty", "another version"])
+def test_saving_grades_alone_stores_no_outline_the_reader_did_not_draw(demo_env, start):
+    """Save with an untouched start (empty, or another rater's outline) keeps the grades and
+    the status only: no empty outline, and no copy of someone else's outline under her name
+    (it would read as perfect agreement)."""
+    at = _annotate()
+    choice = next(o for o in _start(at).options if o.startswith(start))
+    _start(at).select(choice).run()
+    _control(at, "de Vita").set_value(2).run()
+    at.button(key="ann_save").click().run()
+    assert not at.exception, at.exception
+    with LabelStore(demo_env.db_url) as store:
+        image_id = at.session_state["ann_image_id"]
+        assert RATER not in store.latest_masks(image_id)
+        assert [g.devita for g in store.grade_history(image_id) if g.rater == RATER] == [2]

@@ -66,6 +66,17 @@ def start_options(visible: VisibleLabels, rater: str) -> list[StartOption]:
     return options
 
 
+def outline_to_save(mask: np.ndarray, start_kind: str, edited: bool) -> np.ndarray | None:
+    """The outline a Save stores: the mask as the reader left it when she drew or changed
+    anything; an untouched start only when it is the model's prediction (accepting its outline
+    as it is). An untouched copy of her own or another rater's version, or an untouched empty
+    mask, is not stored: that Save keeps the grades and the status alone (an agreement study
+    must not find a rater's outline that is only another rater's, saved unseen)."""
+    if edited or start_kind == START_MODEL:
+        return mask
+    return None
+
+
 def start_mask(option: StartOption, shape: tuple[int, int]) -> np.ndarray:
     """The bool (H, W) mask of a start option (empty for ``empty``).
 
