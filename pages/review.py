@@ -92,7 +92,8 @@ def summary_metrics(summary: dict[str, Any]) -> None:
     """The headline figures: images, mean IoU and Dice, grade accuracy, quadratic kappa."""
     if summary["n"] < FEW_IMAGES:
         st.warning(
-            f"Only {summary['n']} images are compared: these figures are rough, and a kappa "
+            f"Only {summary['n']} image{'s are' if summary['n'] != 1 else ' is'} compared: these "
+            "figures are rough, and a kappa "
             "from so few may be 0 or 1 by chance (see its 95 % interval)."
         )
     m = st.columns(5)
@@ -102,7 +103,7 @@ def summary_metrics(summary: dict[str, Any]) -> None:
     m[3].metric("Grade accuracy", _fmt(summary.get("grade_accuracy")))
     kq = summary.get("kappa_quadratic")
     m[4].metric("Quadratic kappa", _fmt(kq[0] if kq else None),
-                help=f"95 % CI {kq[1]:.2f}-{kq[2]:.2f}" if kq else None)  # fmt: skip
+                help=f"95 % CI {kq[1]:.2f} to {kq[2]:.2f}" if kq else None)  # fmt: skip
 
 
 def agreement_figures(comparison: Comparison) -> None:
@@ -136,7 +137,7 @@ def doppler_agreement(comparison: Comparison) -> None:
     m[1].metric("Doppler grade accuracy", _fmt(summary.get("doppler_accuracy")))
     kq = summary.get("doppler_kappa_quadratic")
     m[2].metric("Doppler quadratic kappa", _fmt(kq[0] if kq else None),
-                help=f"95 % CI {kq[1]:.2f}-{kq[2]:.2f}" if kq else None)  # fmt: skip
+                help=f"95 % CI {kq[1]:.2f} to {kq[2]:.2f}" if kq else None)  # fmt: skip
     if "doppler_confusion" in summary:
         st.plotly_chart(confusion_heatmap(comparison, "OMERACT Doppler"), key="rev_doppler")
 

@@ -79,7 +79,7 @@ def _number(value: object) -> str:
         return "n/a"
     if isinstance(value, list):
         if len(value) == 3 and all(isinstance(v, float) for v in value):
-            return f"{value[0]:.3f} (95 % CI {value[1]:.3f}-{value[2]:.3f})"
+            return f"{value[0]:.3f} (95 % CI {value[1]:.3f} to {value[2]:.3f})"
         return ", ".join(_number(v) for v in value)
     if isinstance(value, dict):
         return "; ".join(f"{_PART_LABELS.get(k, k)} {_number(v)}" for k, v in value.items())
