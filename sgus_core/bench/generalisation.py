@@ -391,19 +391,21 @@ def format_table(result: dict[str, Any]) -> str:
     """The leave-one-family-out table as text (rows: held-out family; columns: modes)."""
     modes = ["zero_shot", "zero_shot_min", "box_5", "box_15", "box_5_click"]
     base = ["prior_ellipse", "ellipse_box_5", "grabcut_box_5"]
+
+    def cells(values: list[float | None]) -> str:
+        return "".join(f"{c:>14.3f}" if c is not None else f"{'-':>14}" for c in values)
+
     lines = [f"{'held-out family':<16}" + "".join(f"{m:>14}" for m in modes + base)]
     for name, row in result["held_out"].items():
-        cells = [row.get(m) for m in modes] + [result["baselines"][name].get(m) for m in base]
-        lines.append(
-            f"{name:<16}" + "".join(f"{c:>14.3f}" if c is not None else f"{'-':>14}" for c in cells)
-        )
+        values = [row.get(m) for m in modes] + [result["baselines"][name].get(m) for m in base]
+        lines.append(f"{name:<16}" + cells(values))
     worst = result["worst_held_out"]
     lines.append(f"{'worst held-out':<16}" + "".join(
         f"{worst[m]:>14.3f}" if m in worst else f"{'-':>14}" for m in modes))  # fmt: skip
     lines.append("")
     lines.append("in-family (trained on every family; not a basis for choosing):")
     for name, row in result["in_family"].items():
-        lines.append(f"{name:<16}" + "".join(f"{row.get(m, float('nan')):>14.3f}" for m in modes))
+        lines.append(f"{name:<16}" + cells([row.get(m) for m in modes]))  # "-": mode not run
     return "\n".join(lines)
 
 
