@@ -3,8 +3,9 @@ height, so the canvas fills the column and fits the screen), and wheel zoom and 
 
 One small in-page component (``st.components.v2``, no build step, nothing fetched) placed in the
 canvas's column, under the canvas. It reports the column width, the window height and how far
-down the page the canvas starts (only when one changes by 8 px or more, so it costs one extra
-run when the page first opens) and, over the drawing canvas
+down the page the canvas starts (looked at on every change in the column and twice a second, and
+sent only when one changes by 8 px or more, so it costs one extra run when the page first opens)
+and, over the drawing canvas
 of that column, turns the mouse wheel into zoom about the pointer (1x to 8x) and a drag with the
 middle button, or with Space held, into pan. Zoom and pan are a CSS transform of the canvas: the
 drawing library maps the pointer through it, so strokes land where the reader sees them and the
@@ -150,10 +151,15 @@ export default function (component) {
   window.addEventListener('keyup', onKey, true);
   const mutations = new MutationObserver(report);  // the canvas mounts after this component
   mutations.observe(block, { childList: true, subtree: true });
+  // Content above the column (a hint, a row still being redrawn on a busy server) moves the
+  // canvas without resizing or changing this column: look again twice a second, so a canvas
+  // fitted to a passing layout is fitted again once the page has settled.
+  const timer = setInterval(report, 500);
   const button = parentElement.querySelector('.sgus-fit');
   button.addEventListener('click', fit);
   report();
   return () => {
+    clearInterval(timer);
     resize.disconnect();
     mutations.disconnect();
     window.removeEventListener('resize', report);

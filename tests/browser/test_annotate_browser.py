@@ -20,6 +20,18 @@ def _settle(page):
     expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0, timeout=30_000)
 
 
+def _steady_box(page, locator, timeout_ms=15_000):
+    """The locator's box once the page has stopped re-fitting it (two looks 500 ms apart agree)."""
+    box = locator.bounding_box()
+    for _ in range(timeout_ms // 500):
+        page.wait_for_timeout(500)
+        again = locator.bounding_box()
+        if again == box:
+            return box
+        box = again
+    return box
+
+
 def _drag(page, box, points):
     page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
     page.mouse.down()
@@ -174,8 +186,7 @@ def test_the_canvas_fits_the_screen_and_zooms_with_the_wheel(app_url, page, tmp_
     canvas = page.locator("canvas.upper-canvas").first
     expect(canvas).to_be_visible(timeout=30_000)
     _settle(page)
-    page.wait_for_timeout(1500)  # the page has reported its size and the canvas was fitted
-    whole = canvas.bounding_box()
+    whole = _steady_box(page, canvas)  # the page has reported its size and the canvas was fitted
     assert whole["y"] + whole["height"] <= 800 and whole["width"] >= 400
     save = page.locator("button[data-testid='stBaseButton-primary']", has_text="Save")
     saved_at = save.bounding_box()
@@ -203,7 +214,11 @@ def test_the_canvas_fits_the_screen_and_zooms_with_the_wheel(app_url, page, tmp_
     page.get_by_text("unsaved edits", exact=False).wait_for(timeout=30_000)
     assert page.get_by_text("Gland area", exact=False).first.inner_text() != start
     page.get_by_role("button", name="Fit").click()
-    page.wait_for_timeout(300)
-    fitted = canvas.bounding_box()
+    _settle(page)
+    fitted = _steady_box(page, canvas)
+    # Unzoomed (drawn at its own size), where it was and as large as before, whole on screen.
+    natural = canvas.evaluate("c => [c.offsetWidth, c.offsetHeight]")
+    assert abs(fitted["width"] - natural[0]) < 2 and abs(fitted["height"] - natural[1]) < 2
     assert abs(fitted["width"] - whole["width"]) < 2 and abs(fitted["x"] - whole["x"]) < 2
+    assert fitted["y"] + fitted["height"] <= 800
     page.screenshot(path=str(tmp_path / "annotate_zoom.png"))
