@@ -10,6 +10,7 @@ from sgus_core import imaging
 from sgus_core.browse import image_detail
 from sgus_core.errors import SgusError
 from sgus_core.store import SORT_KEYS, ImageFilter
+from sgus_core.study.visibility import ReaderStore
 from sgus_core.vocabulary import GLANDS, SIDES, STATUSES
 from sgus_ui.browse_panels import export_panel, grades_table, history_table, outline_panel
 from sgus_ui.state import page_dataset, reader_store
@@ -103,6 +104,42 @@ def grid_cell(labels_store: LabelStore, row: BrowseRow) -> None:
         st.rerun()
 
 
+def _blind_rounds(labels_store: LabelStore) -> tuple[list[str], int]:
+    """The names of the reader's open blind rounds and how many frames they hide labels on."""
+    if not isinstance(labels_store, ReaderStore) or not labels_store.blinding.image_ids:
+        return [], 0
+    ids = labels_store.blinding.round_ids
+    names = [plain(r.name) for r in labels_store.list_rounds() if r.id in ids]
+    return names, len(labels_store.blinding.image_ids)
+
+
+def _rounds_text(names: list[str]) -> str:
+    return f"blind round{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
+def no_match_hint(labels_store: LabelStore, flt: ImageFilter) -> str:
+    """What to say when nothing matches: why, when the reader's blind rounds hide the labels the
+    filters ask about (the default "Labels of: reference" finds nothing on a blind round's
+    frames, which reads as an empty dataset)."""
+    text = "No image matches these filters."
+    hidden = labels_store.blinding.image_ids if isinstance(labels_store, ReaderStore) else ()
+    asks_labels = flt.rater not in (None, getattr(labels_store, "reader", None)) or any(
+        v is not None for v in (flt.grade, flt.status, flt.has_mask, flt.has_prediction)
+    )
+    if hidden and asks_labels:
+        rounds = [
+            r.name for r in labels_store.list_rounds() if r.id in labels_store.blinding.round_ids
+        ]
+        text += (
+            f" While your blind round{'s' if len(rounds) > 1 else ''} "
+            f"{', '.join(plain(n) for n in rounds)} {'are' if len(rounds) > 1 else 'is'} open, "
+            f"other people's labels and the model's on its {len(hidden)} frames are hidden from "
+            "you, so these filters find nothing there: set **Labels of** to *any* or to your "
+            "own name to see those frames."
+        )
+    return text
+
+
 def show_grid(labels_store: LabelStore, dataset: Dataset) -> None:
     """The filters, the pager and one page of thumbnails."""
     st.title("Browse")
@@ -118,8 +155,14 @@ def show_grid(labels_store: LabelStore, dataset: Dataset) -> None:
     top = st.columns([1, 3])
     top[0].number_input("Page", 1, pages, key="browse_page")
     top[1].markdown(f"**{total}** images in *{plain(dataset.name)}* · page {page} of {pages}")
+    names, hidden = _blind_rounds(labels_store)
+    if hidden:
+        st.caption(
+            f"Your {_rounds_text(names)} is open: on its {hidden} frames you see only your own "
+            "labels in it (grades shown as – until you give one)."
+        )
     if not rows:
-        st.info("No image matches these filters.")
+        st.info(no_match_hint(labels_store, flt))
         return
     for start in range(0, len(rows), COLUMNS):
         for col, row in zip(st.columns(COLUMNS), rows[start : start + COLUMNS], strict=False):

@@ -159,3 +159,17 @@ def test_an_administrator_outside_the_round_sees_everything(as_carol):
     assert SECRET in _page_text(at)
     (outlines,) = [m for m in at.multiselect if m.label == "Outlines"]
     assert {"dave", "model tiny"} <= set(outlines.options)
+
+
+def test_browse_says_why_a_blind_round_leaves_the_grid_empty(as_carol):
+    """Filtering by the reference's grade finds nothing on the round's frames (hidden from
+    carol): the page says the blind round hides them and how to see the frames; the grid
+    itself says which frames' labels are hidden."""
+    at = _session("pages/browse.py")
+    assert any(r"blind round blind\-2" in c.value for c in at.caption)
+    at.selectbox(key="f_grade").select(3).run()
+    hint = " ".join(i.value for i in at.info)
+    assert r"blind round blind\-2" in hint and "Labels of" in hint
+    at.selectbox(key="f_grade").select("any").run()
+    assert not at.info
+    assert [b for b in at.button if b.label == "Open"]
