@@ -98,6 +98,8 @@ def cmd_bench_generalisation(args: argparse.Namespace, settings: Settings) -> in
         epochs=args.epochs,
         steps_per_epoch=args.steps,
         seed=args.seed,
+        then_epochs=args.then_epochs,
+        then_learning_rate=args.then_rate,
     )
     from sgus_core.inference.registry import read_card
 

@@ -605,6 +605,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--families", metavar="F,G,...", help="families (default: all)")
     p.add_argument("--epochs", type=int, default=14, metavar="N", help="epochs per network")
     p.add_argument("--steps", type=int, default=140, metavar="N", help="batches per epoch")
+    p.add_argument(
+        "--then-epochs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then continue each network N more epochs at --then-rate (the first --epochs are "
+        "reused from the work folder when trained before)",
+    )
+    p.add_argument("--then-rate", type=float, default=5e-4, metavar="LR", help="(default 5e-4)")
     p.add_argument("--base-filters", type=int, default=8, metavar="N", help="U-Net width")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument(

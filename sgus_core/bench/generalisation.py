@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +77,19 @@ class Recipe:
     steps_per_epoch: int = 140
     batch_size: int = 8
     seed: int = 0
+    # Then continue the trained network this many more epochs at this rate (a fresh Adam and
+    # early stopping): the longer schedule without retraining the first part, which is cached.
+    then_epochs: int = 0
+    then_learning_rate: float = 5e-4
 
     def key(self, families: Sequence[str]) -> str:
         """File stem of the network trained with this recipe on ``families``."""
         h, w = self.input_size
         mode = "p" if self.prompted else "z"
+        then = f"-then-e{self.then_epochs}lr{self.then_learning_rate:g}" if self.then_epochs else ""
         return (
             f"{self.arch}{self.base_filters}-{h}x{w}{mode}-e{self.epochs}s{self.steps_per_epoch}"
-            f"b{self.batch_size}-seed{self.seed}-on-{'_'.join(sorted(families))}"
+            f"b{self.batch_size}{then}-seed{self.seed}-on-{'_'.join(sorted(families))}"
         )
 
 
@@ -286,6 +291,9 @@ def train_candidate(recipe: Recipe, families: Sequence[str], work_dir: Path, log
     if weights.is_file() and weights.with_suffix(".onnx").is_file():
         log(f"{name}: trained before, reusing it")
         return weights
+    start = None
+    if recipe.then_epochs:  # the first part of the schedule, trained (or found) first
+        start = train_candidate(replace(recipe, then_epochs=0), families, work_dir, log)
     channels = 4 if recipe.prompted else 1
     config = SynthConfig(tuple(sorted(families)), input_shape=(*recipe.input_size, channels))
 
@@ -296,15 +304,18 @@ def train_candidate(recipe: Recipe, families: Sequence[str], work_dir: Path, log
     result = train_segmenter_synthetic(
         config,
         arch=recipe.arch,
-        epochs=recipe.epochs,
+        epochs=recipe.then_epochs or recipe.epochs,
         steps_per_epoch=recipe.steps_per_epoch,
         batch_size=recipe.batch_size,
-        seed=recipe.seed,
+        seed=recipe.seed + (1 if start else 0),  # the continuation sees new frames
         model_options={"base_filters": recipe.base_filters, "depth": 4},
+        from_model=start,
+        learning_rate=recipe.then_learning_rate if start else None,
         progress=on_epoch,
     )
     extra = {
         "training_data": {"hash": config.digest(), **config.describe()},
+        "continued_from": start.stem if start else None,
         "prompts": recipe.prompted,
         "prompting": {
             "channels": "1: box (1 inside), 2: include clicks, 3: exclude clicks (Gaussian bumps, "
