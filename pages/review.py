@@ -25,6 +25,7 @@ from sgus_core.review.figures import (
 from sgus_core.review.report import build_report
 from sgus_core.vocabulary import GLANDS, SIDES
 from sgus_ui.state import page_dataset, reader_store, thumbnail_data_uri
+from sgus_ui.text import plain
 
 if TYPE_CHECKING:
     from sgus_core.review.comparisons import Comparison, Source
@@ -61,6 +62,13 @@ def compared_selection(
     meta = cols[5].selectbox("Metadata (e.g. centre)", ["any", *meta_values], key="rev_meta")
     a = sources[labels.index(a_label)]
     b = sources[labels.index(b_label)]
+    for mine, other in ((a, b), (b, a)):
+        if mine.leaving_out(other) != mine:  # the option's label lists a rater left out here
+            st.caption(
+                f"Compared with {plain(other.name)}, the consensus is that of "
+                f"{plain(', '.join(mine.leaving_out(other).members)) or 'nobody else'}: a rater "
+                "is not compared with a consensus she is part of."
+            )
     images = [
         i
         for i in all_images

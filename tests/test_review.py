@@ -136,6 +136,21 @@ def test_review_page_shows_agreement_on_the_demo(demo):
     assert any("Only 8 images are compared" in w.value for w in at.warning)
 
 
+def test_review_says_which_raters_a_consensus_compared_with_one_of_them_is_made_of(demo):
+    """The consensus option lists every rater; compared with rater A, the page says it is the
+    consensus of the others (she is left out of it), and says nothing for the reference pair."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/review.py").run()
+    assert not any("the consensus is that of" in c.value for c in at.caption)
+    at.selectbox(key="rev_a").select("rater simulated-rater-A").run()
+    at.selectbox(key="rev_b").select(
+        "consensus of reference, simulated-rater-A, simulated-rater-B"
+    ).run()
+    assert not at.exception, at.exception
+    said = [c.value for c in at.caption if "the consensus is that of" in c.value]
+    assert said and r"reference, simulated\-rater\-B" in said[0]
+
+
 def test_evaluate_json_agrees_with_the_review_comparison(demo, tmp_path):
     """`sgus evaluate`'s figures equal the Review comparison of the same model and reference."""
     import json
