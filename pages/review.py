@@ -50,16 +50,17 @@ def compared_selection(
 ) -> Comparison:
     """The sources and filters chosen and their comparison; stops when they share no image."""
     labels = [s.label for s in sources]
-    cols = st.columns([2, 2, 1, 1, 1, 2])
+    cols = st.columns(2)  # a row of their own: source names (a consensus) are long
     a_label = cols[0].selectbox("Source A (reference)", labels, key="rev_a")
     b_default = next((i for i, s in enumerate(sources) if s.kind == "model"), 1)
     b_label = cols[1].selectbox("Source B", labels, index=b_default, key="rev_b")
-    gland = cols[2].selectbox("Gland", ["any", *GLANDS], key="rev_gland")
-    side = cols[3].selectbox("Side", ["any", *SIDES], key="rev_side")
-    grade = cols[4].selectbox("Grade (A)", ["any", 0, 1, 2, 3], key="rev_grade")
+    cols = st.columns([1, 1, 1, 2])
+    gland = cols[0].selectbox("Gland", ["any", *GLANDS], key="rev_gland")
+    side = cols[1].selectbox("Side", ["any", *SIDES], key="rev_side")
+    grade = cols[2].selectbox("Grade (A)", ["any", 0, 1, 2, 3], key="rev_grade")
     all_images = labels_store.list_images(dataset.id)
     meta_values = sorted(metadata_values(all_images))
-    meta = cols[5].selectbox("Metadata (e.g. centre)", ["any", *meta_values], key="rev_meta")
+    meta = cols[3].selectbox("Metadata (e.g. centre)", ["any", *meta_values], key="rev_meta")
     a = sources[labels.index(a_label)]
     b = sources[labels.index(b_label)]
     for mine, other in ((a, b), (b, a)):
