@@ -119,23 +119,19 @@ def _rounds_text(names: list[str]) -> str:
 
 def no_match_hint(labels_store: LabelStore, flt: ImageFilter) -> str:
     """What to say when nothing matches: why, when the reader's blind rounds hide the labels the
-    filters ask about (the default "Labels of: reference" finds nothing on a blind round's
-    frames, which reads as an empty dataset)."""
+    filters ask about (a grade filter finds nothing on a blind round's frames, which reads as
+    a lost dataset)."""
     text = "No image matches these filters."
-    hidden = labels_store.blinding.image_ids if isinstance(labels_store, ReaderStore) else ()
-    asks_labels = flt.rater not in (None, getattr(labels_store, "reader", None)) or any(
+    names, hidden = _blind_rounds(labels_store)
+    asks_labels = any(
         v is not None for v in (flt.grade, flt.status, flt.has_mask, flt.has_prediction)
     )
     if hidden and asks_labels:
-        rounds = [
-            r.name for r in labels_store.list_rounds() if r.id in labels_store.blinding.round_ids
-        ]
         text += (
-            f" While your blind round{'s' if len(rounds) > 1 else ''} "
-            f"{', '.join(plain(n) for n in rounds)} {'are' if len(rounds) > 1 else 'is'} open, "
-            f"other people's labels and the model's on its {len(hidden)} frames are hidden from "
-            "you, so these filters find nothing there: set **Labels of** to *any* or to your "
-            "own name to see those frames."
+            f" While your {_rounds_text(names)} {'are' if len(names) > 1 else 'is'} open, other "
+            f"people's labels and the model's on its {hidden} frames are hidden from you, so "
+            "these filters find nothing there: set them to *any* (or **Labels of** to your own "
+            "name) to see those frames."
         )
     return text
 
@@ -158,8 +154,9 @@ def show_grid(labels_store: LabelStore, dataset: Dataset) -> None:
     names, hidden = _blind_rounds(labels_store)
     if hidden:
         st.caption(
-            f"Your {_rounds_text(names)} is open: on its {hidden} frames you see only your own "
-            "labels in it (grades shown as – until you give one)."
+            f"Your {_rounds_text(names)} {'are' if len(names) > 1 else 'is'} open: on its "
+            f"{hidden} frames you see only your own labels in it (grades shown as – until you "
+            "give one)."
         )
     if not rows:
         st.info(no_match_hint(labels_store, flt))
