@@ -117,12 +117,11 @@ def _rounds_text(names: list[str]) -> str:
     return f"blind round{'s' if len(names) > 1 else ''} {', '.join(names)}"
 
 
-def no_match_hint(labels_store: LabelStore, flt: ImageFilter) -> str:
-    """What to say when nothing matches: why, when the reader's blind rounds hide the labels the
-    filters ask about (a grade filter finds nothing on a blind round's frames, which reads as
-    a lost dataset)."""
+def no_match_hint(flt: ImageFilter, names: list[str], hidden: int) -> str:
+    """What to say when nothing matches: why, when the reader's blind rounds (``names``, hiding
+    labels on ``hidden`` frames) hide the labels the filters ask about (a grade filter finds
+    nothing on a blind round's frames, which reads as a lost dataset)."""
     text = "No image matches these filters."
-    names, hidden = _blind_rounds(labels_store)
     asks_labels = any(
         v is not None for v in (flt.grade, flt.status, flt.has_mask, flt.has_prediction)
     )
@@ -159,7 +158,7 @@ def show_grid(labels_store: LabelStore, dataset: Dataset) -> None:
             "give one)."
         )
     if not rows:
-        st.info(no_match_hint(labels_store, flt))
+        st.info(no_match_hint(flt, names, hidden))
         return
     for start in range(0, len(rows), COLUMNS):
         for col, row in zip(st.columns(COLUMNS), rows[start : start + COLUMNS], strict=False):

@@ -63,13 +63,6 @@ def compared_selection(
     meta = cols[3].selectbox("Metadata (e.g. centre)", ["any", *meta_values], key="rev_meta")
     a = sources[labels.index(a_label)]
     b = sources[labels.index(b_label)]
-    for mine, other in ((a, b), (b, a)):
-        if mine.leaving_out(other) != mine:  # the option's label lists a rater left out here
-            st.caption(
-                f"Compared with {plain(other.name)}, the consensus is that of "
-                f"{plain(', '.join(mine.leaving_out(other).members)) or 'nobody else'}: a rater "
-                "is not compared with a consensus she is part of."
-            )
     images = [
         i
         for i in all_images
@@ -81,6 +74,13 @@ def compared_selection(
         comparison = compare(labels_store, dataset.id, a, b, images=images)
         if grade != "any":
             comparison = restrict(comparison, comparison.per_image["grade_a"] == grade)
+    for chosen_source, compared, other in ((a, comparison.a, b), (b, comparison.b, a)):
+        if compared != chosen_source:  # the option's label lists a rater the comparison left out
+            st.caption(
+                f"Compared with {plain(other.name)}, the consensus is that of "
+                f"{plain(', '.join(compared.members)) or 'nobody else'}: a rater is not compared "
+                "with a consensus she is part of."
+            )
     chosen = {"gland": gland, "side": side, "grade of A": grade, "metadata": meta}
     comparison = replace(comparison, selection={k: str(v) for k, v in chosen.items()})
     if comparison.summary["n"] == 0:
