@@ -100,6 +100,7 @@ def cmd_bench_generalisation(args: argparse.Namespace, settings: Settings) -> in
         seed=args.seed,
         then_epochs=args.then_epochs,
         then_learning_rate=args.then_rate,
+        zero_shot_flip=args.flip,
     )
     from sgus_core.inference.registry import read_card
 
@@ -166,9 +167,13 @@ def cmd_bench_learning_curve(args: argparse.Namespace, settings: Settings) -> in
     if args.keep_grader_as and (settings.models_dir / f"{args.keep_grader_as}.json").exists():
         raise SgusError(f"A model named {args.keep_grader_as!r} exists already.")
     segmenter = Path(args.segmenter) if args.segmenter else None
+    if args.start:
+        from sgus_core.inference.registry import read_card
+
+        read_card(settings.models_dir, args.start)  # a typo is one line
     for name in families:  # a missing network fails now, not after an hour of training
         if segmenter is None:
-            lc.held_out_segmenter(settings.models_dir, name)
+            lc.held_out_segmenter(settings.models_dir, name, args.start)
     log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
     quiet = (lambda _msg: None) if args.json else (
         lambda msg: None if "epoch" in msg else print(msg, file=sys.stderr)
@@ -178,7 +183,8 @@ def cmd_bench_learning_curve(args: argparse.Namespace, settings: Settings) -> in
         if args.curve:
             curve = lc.learning_curve(
                 name, settings.models_dir, sizes=sizes, n_test=args.test_frames,
-                epochs=args.epochs, segmenter=segmenter, seed=args.seed, log=quiet,
+                epochs=args.epochs, segmenter=segmenter, start=args.start, seed=args.seed,
+                log=quiet,
             )  # fmt: skip
             result["curves"].append(curve)
             if not args.json:
@@ -186,7 +192,7 @@ def cmd_bench_learning_curve(args: argparse.Namespace, settings: Settings) -> in
         if args.grader_frames:
             grader = lc.grader_benchmark(
                 name, settings.models_dir, n=args.grader_frames, folds=args.folds,
-                epochs=args.grader_epochs, segmenter=segmenter, masks=args.masks,
+                epochs=args.grader_epochs, segmenter=segmenter, start=args.start, masks=args.masks,
                 seed=args.seed, log=log,
             )  # fmt: skip
             result["graders"].append(grader)
@@ -195,7 +201,7 @@ def cmd_bench_learning_curve(args: argparse.Namespace, settings: Settings) -> in
     if args.grader_lofo:
         lofo = lc.grader_generalisation(
             settings.models_dir, keep_as=args.keep_grader_as, make_default=args.make_default,
-            log=log,
+            start=args.start, log=log,
         )  # fmt: skip
         result["grader_generalisation"] = lofo
         if not args.json:

@@ -619,6 +619,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--zero-shot-only", action="store_true", help="train networks without prompt channels"
     )
+    p.add_argument(
+        "--flip",
+        action="store_true",
+        help="read zero-shot with a test-time flip (mean with the mirrored frame's probability)",
+    )
     p.add_argument("--test-frames", type=int, default=40, metavar="N", help="per family")
     p.add_argument(
         "--model", action="append", metavar="NAME", help="also test this shipped model (repeatable)"
@@ -651,10 +656,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-frames", type=int, default=40, metavar="N", help="per family")
     p.add_argument("--epochs", type=int, default=60, metavar="N", help="most fine-tuning epochs")
     p.add_argument(
-        "--segmenter",
-        metavar="KERAS",
-        help="start from this .keras file (default: models/held-out/unet-synth-without-F.keras)",
+        "--start",
+        metavar="MODEL",
+        help="start from this model's network that never saw the family, "
+        "models/held-out/MODEL-without-F.keras (default: the default segmenter)",
     )
+    p.add_argument("--segmenter", metavar="KERAS", help="start from this .keras file instead")
     p.add_argument(
         "--no-curve", dest="curve", action="store_false", help="only the grader benchmark"
     )

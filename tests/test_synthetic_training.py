@@ -164,8 +164,11 @@ def test_keeping_a_zero_shot_network_leaves_the_prompted_default_alone(tmp_path)
         (work / f"net{suffix}").write_bytes(b"weights")
     (work / "net.json").write_text(json.dumps({"name": "net", "task": "segment"}))
     (models / "default.json").write_text(json.dumps({"segment": "old", "prompted": "boxy"}))
+    (work / "without-phantom.keras").write_bytes(b"held-out weights")
+    (work / "without-phantom.json").write_text(json.dumps({"name": "x", "task": "segment"}))
     result = {"recipe": {"prompted": False}, "held_out": {"phantom": {"zero_shot": 0.4}},
-              "worst_held_out": {"zero_shot": 0.4}, "all_families_model": str(work / "net.keras")}  # fmt: skip
+              "worst_held_out": {"zero_shot": 0.4}, "all_families_model": str(work / "net.keras"),
+              "held_out_models": {"phantom": str(work / "without-phantom.keras")}}  # fmt: skip
     keep_model(result, models, "zs", make_default=True)
     assert json.loads((models / "default.json").read_text()) == {
         "segment": "zs",
@@ -174,6 +177,32 @@ def test_keeping_a_zero_shot_network_leaves_the_prompted_default_alone(tmp_path)
     assert json.loads((models / "zs.json").read_text())["generalisation"]["worst_held_out"] == {
         "zero_shot": 0.4
     }
+    # the network that never saw phantom ships beside it, for the learning curve to start from
+    held = models / "held-out" / "zs-without-phantom.keras"
+    assert held.read_bytes() == b"held-out weights"
+    assert json.loads(held.with_suffix(".json").read_text())["name"] == "zs-without-phantom"
+
+
+def test_a_zero_shot_flip_reading_survives_the_prompted_calibration(tmp_path):
+    """The recipe's zero-shot reading goes into the card and the app reads the network that
+    way; a card whose prompted reading was chosen on the same families is not chosen again."""
+    from sgus_core.bench.generalisation import calibrated, read_zero_shot
+    from sgus_core.inference.pipeline import Reading
+    from sgus_core.inference.registry import load_model
+    from sgus_core.nets import build_model
+
+    build_model("unet", input_shape=(32, 48, 4), base_filters=2, depth=2).save(tmp_path / "n.keras")
+    prompted = {"flip": False, "prior": 0.2, "threshold": 0.6, "chosen_on": ["phantom"]}
+    card = {"name": "n", "task": "segment", "architecture": "unet", "input_shape": [32, 48, 4],
+            "reading": {"prompted": prompted}}  # fmt: skip
+    (tmp_path / "n.json").write_text(json.dumps(card))
+    said: list[str] = []
+    weights = read_zero_shot(calibrated(tmp_path / "n.keras", ["phantom"], said.append), True)
+    assert said == []  # the prompted reading was current: nothing recalibrated
+    model = load_model("n", tmp_path, runtime="keras")
+    assert Reading.of(model, "zero_shot") == Reading(flip=True, threshold=0.5)
+    assert Reading.of(model, "prompted") == Reading(flip=False, threshold=0.6, prior=0.2)
+    assert calibrated(weights, ["phantom"], said.append) == weights and said == []
 
 
 @pytest.mark.slow

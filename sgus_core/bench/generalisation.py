@@ -62,7 +62,14 @@ PROMPTED_READINGS = tuple(
     for t in (0.4, 0.5, 0.6, 0.7, 0.8)
 )
 PROMPT_PADS = {"box_5": 0.05, "box_15": 0.15}
+HELD_OUT_DIR = "held-out"  # under the models folder: the networks that never saw one family
 Progress = Callable[[str], None]
+
+
+def held_out_path(models_dir: Path, name: str, family_name: str) -> Path:
+    """Where the leave-one-family-out network of model ``name`` that never saw
+    ``family_name`` is kept: ``<models>/held-out/<name>-without-<family>.keras``."""
+    return Path(models_dir) / HELD_OUT_DIR / f"{name}-without-{family_name}.keras"
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,9 @@ class Recipe:
     # early stopping): the longer schedule without retraining the first part, which is cached.
     then_epochs: int = 0
     then_learning_rate: float = 5e-4
+    # Read the zero-shot mode with a test-time flip (mean of the frame's and its mirror's
+    # probability). Not part of the key: it changes how a network is read, not how it is trained.
+    zero_shot_flip: bool = False
 
     def key(self, families: Sequence[str]) -> str:
         """File stem of the network trained with this recipe on ``families``."""
@@ -267,14 +277,33 @@ def calibrated(weights: Path, families: Sequence[str], log: Progress) -> Path:
     ``weights``."""
     card_path = weights.with_suffix(".json")
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    readings = (card.get("reading") or {}).values()
-    current = all(r.get("chosen_on") == sorted(families) and "prior" in r for r in readings)
+    reading = card.get("reading") or {}
+    prompted = reading.get("prompted")
+    current = prompted is None or (
+        prompted.get("chosen_on") == sorted(families) and "prior" in prompted
+    )
     if "reading" in card and current:  # chosen on these families, from today's readings
         return weights
     log(f"{weights.stem}: choosing its reading (flip, prior, threshold) on {', '.join(families)}")
-    card["reading"] = calibrate(load_candidate(weights), families)
+    others = {mode: block for mode, block in reading.items() if mode != "prompted"}
+    card["reading"] = others | calibrate(load_candidate(weights), families)
     card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
     log(f"{weights.stem}: reading {card['reading']}")
+    return weights
+
+
+def read_zero_shot(weights: Path, flip: bool) -> Path:
+    """Write the recipe's zero-shot reading (test-time flip or not, threshold 0.5) into the card
+    beside ``weights``; returns ``weights``."""
+    card_path = weights.with_suffix(".json")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    block = {
+        "flip": flip,
+        "threshold": THRESHOLD,
+        "chosen_by": "the recipe (worst held-out family)",
+    }
+    card["reading"] = (card.get("reading") or {}) | {"zero_shot": block}
+    card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
     return weights
 
 
@@ -358,15 +387,21 @@ def leave_one_family_out(
     work_dir.mkdir(parents=True, exist_ok=True)
     tests = {name: family_test_frames(name, n_test) for name in families}
     held_out: dict[str, dict[str, float]] = {}
+    held_out_models: dict[str, str] = {}
     baselines: dict[str, dict[str, float]] = {}
+
+    def ready(trained_on: list[str]) -> Path:
+        weights = calibrated(train_candidate(recipe, trained_on, work_dir, log), trained_on, log)
+        return read_zero_shot(weights, recipe.zero_shot_flip)
+
     for name in families:
-        others = [f for f in families if f != name]
-        weights = calibrated(train_candidate(recipe, others, work_dir, log), others, log)
+        weights = ready([f for f in families if f != name])
+        held_out_models[name] = str(weights)
         model = load_candidate(weights)
         held_out[name] = evaluate(model, tests[name])
         baselines[name] = evaluate(None, tests[name], baselines=True)
         log(f"held out {name}: {held_out[name]}  baselines {baselines[name]}")
-    everything_path = calibrated(train_candidate(recipe, families, work_dir, log), families, log)
+    everything_path = ready(list(families))
     everything = load_candidate(everything_path)
     in_family = {name: evaluate(everything, tests[name]) for name in families}
     modes = sorted({m for row in held_out.values() for m in row})
@@ -379,6 +414,7 @@ def leave_one_family_out(
         "baselines": baselines,
         "worst_held_out": worst,
         "all_families_model": str(everything_path),
+        "held_out_models": held_out_models,
     }
 
 
@@ -424,9 +460,10 @@ def keep_model(
     result: dict[str, Any], models_dir: Path, name: str, *, make_default: bool = False
 ) -> Path:
     """Copy the network trained on every family into ``models_dir`` as ``name`` (weights, ONNX
-    copy, card), with the benchmark's table in its card under ``"generalisation"``; with
-    ``make_default`` it becomes the default segmenter in ``default.json`` (and the prompted
-    one, when it takes prompts).
+    copy, card), with the benchmark's table in its card under ``"generalisation"``, and each
+    network that never saw a family beside it (:func:`held_out_path`: weights and card, what
+    ``sgus bench-learning-curve`` starts from); with ``make_default`` it becomes the default
+    segmenter in ``default.json`` (and the prompted one, when it takes prompts).
     Returns the card's path.
 
     Raises:
@@ -447,6 +484,13 @@ def keep_model(
     keys = ("recipe", "n_test_per_family", "held_out", "in_family", "baselines", "worst_held_out")
     card |= {"name": name, "generalisation": {k: result[k] for k in keys if k in result}}
     card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    for family_name, weights in result.get("held_out_models", {}).items():
+        target = held_out_path(models_dir, name, family_name)
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(weights, target)
+        held_card = json.loads(Path(weights).with_suffix(".json").read_text(encoding="utf-8"))
+        held_card["name"] = target.stem
+        target.with_suffix(".json").write_text(json.dumps(held_card, indent=2), encoding="utf-8")
     if make_default:
         from sgus_core.inference.registry import DEFAULTS_FILE, default_model_names
 

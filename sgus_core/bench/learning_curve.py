@@ -1,8 +1,9 @@
 """The learning curve: how many of a clinic's own outlined frames fine-tuning needs.
 
-For an appearance family F, the starting point is the shipped segmenter trained on every family
-*but* F (``models/held-out/unet-synth-without-F.keras``, the leave-one-family-out network of
-``sgus bench-generalisation``), so F plays the part of a clinic's scanner the models never saw.
+For an appearance family F, the starting point is the default segmenter's network trained on
+every family *but* F (``models/held-out/<default>-without-F.keras``, the leave-one-family-out
+network of ``sgus bench-generalisation``, kept beside the default by ``--keep-as``), so F plays the
+part of a clinic's scanner the models never saw.
 For each N it is fine-tuned (``sgus train segment --from``: frozen encoder, then all layers,
 early stopping) on N labelled frames of F, and the feature grader is fitted on the same N
 frames; both are tested on fixed frames of F that no training drew (the generalisation test
@@ -22,28 +23,38 @@ from typing import Any
 
 import numpy as np
 
-from sgus_core.bench.generalisation import as_imported, evaluate, family_test_frames
+from sgus_core.bench.generalisation import (
+    as_imported,
+    evaluate,
+    family_test_frames,
+    held_out_path,
+)
 from sgus_core.errors import ModelError
 from sgus_core.synthesis.families import family
 from sgus_core.synthesis.family import SynthFrame
 
 TRAIN_FIRST_SEED = 9_500_000  # the clinic's labelled frames: seeds no other bench or training uses
 DEFAULT_SIZES = (5, 10, 20, 40)
-HELD_OUT_DIR = "held-out"
 Log = Callable[[str], None]
 
 
-def held_out_segmenter(models_dir: Path, name: str) -> Path:
-    """The shipped network that never saw family ``name``.
+def held_out_segmenter(models_dir: Path, name: str, start: str | None = None) -> Path:
+    """The shipped network of model ``start`` (default: the default segmenter) that never saw
+    family ``name`` (:func:`~sgus_core.bench.generalisation.held_out_path`).
 
     Raises:
         ModelError: none is shipped for it (the message says how to make one).
     """
-    path = Path(models_dir) / HELD_OUT_DIR / f"unet-synth-without-{name}.keras"
+    from sgus_core.inference.registry import default_model_names
+
+    start = start or default_model_names(models_dir).get("segment")
+    if not start:
+        raise ModelError(f"No default segmenter in {models_dir}; pass --start or --segmenter.")
+    path = held_out_path(models_dir, start, name)
     if not path.is_file():
         raise ModelError(
-            f"No network trained without family {name!r} at {path}; train one with "
-            "`sgus bench-generalisation` and copy it there, or pass --segmenter."
+            f"No network of {start} trained without family {name!r} at {path}; make one with "
+            "`sgus bench-generalisation --keep-as NAME`, or pass --start or --segmenter."
         )
     return path
 
@@ -109,10 +120,13 @@ def learning_curve(
     n_test: int = 40,
     epochs: int = 60,
     segmenter: Path | None = None,
+    start: str | None = None,
     seed: int = 0,
     log: Log = print,
 ) -> dict[str, Any]:
-    """Fine-tune on N = ``sizes`` frames of family ``name`` and test on ``n_test`` others.
+    """Fine-tune on N = ``sizes`` frames of family ``name`` and test on ``n_test`` others,
+    starting from ``segmenter`` (a ``.keras`` file), else from the network of model ``start``
+    (default: the default segmenter) that never saw the family.
 
     Returns:
         ``{"family", "segmenter", "n_test", "rows": [{"n", "zero_shot", "box_5", "kappa", ...}]}``.
@@ -129,11 +143,11 @@ def learning_curve(
 
     if any(n < 3 for n in sizes):
         raise ModelError("every size must be at least 3 frames (one to validate on)")
-    start = Path(segmenter) if segmenter else held_out_segmenter(models_dir, name)
+    first = Path(segmenter) if segmenter else held_out_segmenter(models_dir, name, start)
     tests = family_test_frames(name, n_test)
     pool = _samples(_training_frames(name, max(sizes)))
     rows: list[dict[str, Any]] = []
-    before = evaluate(load_model(start.stem, start.parent, runtime="keras"), tests)
+    before = evaluate(load_model(first.stem, first.parent, runtime="keras"), tests)
     rows.append({"n": 0, **before})
     log(f"{name}: before fine-tuning {before}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,7 +155,7 @@ def learning_curve(
             part = pool[:n]
             result = train_segmenter(
                 part,
-                from_model=start,
+                from_model=first,
                 epochs=epochs,
                 patience=15,
                 val_fraction=0.2,
@@ -161,7 +175,7 @@ def learning_curve(
             row["train_seconds"] = round(result.seconds, 1)
             rows.append(row)
             log(f"{name} N={n}: {row}")
-    return {"family": name, "segmenter": str(start), "n_test": n_test, "rows": rows}
+    return {"family": name, "segmenter": str(first), "n_test": n_test, "rows": rows}
 
 
 def format_curve(result: dict[str, Any]) -> str:
@@ -188,6 +202,7 @@ def grader_benchmark(
     folds: int = 5,
     epochs: int = 40,
     segmenter: Path | None = None,
+    start: str | None = None,
     masks: str = "predicted",
     seed: int = 0,
     log: Log = print,
@@ -218,8 +233,8 @@ def grader_benchmark(
     if masks == "fov":
         samples = [dataclasses.replace(s, mask=None) for s in samples]
     elif masks == "predicted":
-        start = Path(segmenter) if segmenter else held_out_segmenter(models_dir, name)
-        model = load_model(start.stem, start.parent, runtime="keras")
+        first = Path(segmenter) if segmenter else held_out_segmenter(models_dir, name, start)
+        model = load_model(first.stem, first.parent, runtime="keras")
         predicted = segment_crops(model, [s.image for s in samples])
         samples = [dataclasses.replace(s, mask=m) for s, m in zip(samples, predicted, strict=True)]
 
@@ -267,13 +282,16 @@ def grader_generalisation(
     shipped: Sequence[str] = ("grader-crop",),
     keep_as: str | None = None,
     make_default: bool = False,
+    start: str | None = None,
     log: Log = print,
 ) -> dict[str, Any]:
     """Leave-one-family-out for the feature grader, beside the shipped graders.
 
     For each family F: the feature grader is fitted on ``n_train`` frames of each other family
-    (inside their true outlines) and tested on ``n_test`` frames of F read inside the default
-    segmenter's masks, as the app grades an imported frame; the shipped graders and the majority
+    (inside their true outlines) and tested on ``n_test`` frames of F read inside the masks of
+    the default segmenter's network that never saw F (:func:`held_out_segmenter`; the default
+    itself was trained on F, so its masks there would be in-family), as the app grades an
+    imported frame; the shipped graders and the majority
     baseline are scored on the same frames. With ``keep_as`` the feature grader fitted on every
     family (5-fold patient-grouped CV figures on its card, and this table under
     ``"generalisation"``) is saved into the models folder; ``make_default`` makes it the default
@@ -287,13 +305,13 @@ def grader_generalisation(
 
     from sgus_core.inference.features import grade_features
     from sgus_core.inference.pipeline import grader_input, segment_frames
-    from sgus_core.inference.registry import DEFAULTS_FILE, default_model_names, load_model
+    from sgus_core.inference.registry import DEFAULTS_FILE, load_model
     from sgus_core.synthesis.families import FAMILIES
     from sgus_core.training.cards import save_grade_run
     from sgus_core.training.grading import train_grade
     from sgus_core.training.losses import quadratic_kappa
 
-    segmenter = load_model(default_model_names(models_dir)["segment"], models_dir)
+    networks = {name: held_out_segmenter(models_dir, name, start) for name in FAMILIES}
     graders = {name: load_model(name, models_dir) for name in shipped}
     training: dict[str, list] = {}
     tests: dict[str, tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]] = {}
@@ -303,6 +321,7 @@ def grader_generalisation(
         frames = [render(GRADER_TEST_SEED + i) for i in range(n_test)]
         seen = [as_imported(f) for f in frames]
         crops, masks = [], []
+        segmenter = load_model(networks[name].stem, networks[name].parent, runtime="keras")
         for frame, prediction in zip(seen, segment_frames(segmenter, seen), strict=True):
             crops.append(frame.pixels[frame.fov.slices])
             masks.append(prediction.mask[frame.fov.slices])
@@ -342,7 +361,7 @@ def grader_generalisation(
     result: dict[str, Any] = {
         "n_train_per_family": n_train,
         "n_test_per_family": n_test,
-        "masks": "the default segmenter's",
+        "masks": {name: path.stem for name, path in networks.items()},
         "held_out": held_out,
         "worst_held_out_kappa": worst,
         "kept": None,
