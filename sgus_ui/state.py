@@ -215,8 +215,7 @@ def sidebar() -> None:
         st.markdown("### SGUS Studio")
         if app_mode() == "demo":
             raters = [r.name for r in labels_store.list_raters() if not r.disabled]
-            if st.session_state.get("rater") not in raters:
-                st.session_state["rater"] = DEMO_ACCOUNT
+            _remember_in_address("rater", READER_PARAM, raters, DEMO_ACCOUNT)
             st.selectbox(
                 "Working as",
                 raters,
@@ -232,10 +231,25 @@ def sidebar() -> None:
             st.info("No dataset yet. Run `sgus demo` or `sgus import DIR`.")
             return
         names = [d.name for d in datasets]
-        _choose_dataset(names)
+        first = "demo" if "demo" in names else names[0]
+        _remember_in_address("dataset", DATASET_PARAM, names, first)
         st.selectbox("Dataset", names, key="dataset")
         if st.session_state["dataset"] == "demo":
             st.caption("Synthetic demo data: phantoms, not patients.")
+
+
+READER_PARAM = "as"  # the address keeps the demo's reader and the dataset, so a reload keeps them
+DATASET_PARAM = "dataset"
+
+
+def _remember_in_address(key: str, param: str, choices: list[str], default: str) -> None:
+    """Keep the sidebar choice ``key`` valid and in the address (``?param=value``): a reload
+    starts a new session, which takes the choice back from the address instead of resetting it."""
+    if st.session_state.get(key) not in choices:
+        asked = st.query_params.get(param)
+        st.session_state[key] = asked if asked in choices else default
+    if st.query_params.get(param) != st.session_state[key]:
+        st.query_params[param] = st.session_state[key]
 
 
 def _choose_dataset(names: list[str]) -> str | None:

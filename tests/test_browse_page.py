@@ -148,3 +148,23 @@ def test_the_dataset_exports_from_the_page_as_a_zip(demo_env):
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert "demo/labels.csv" in names
     assert sum(n.startswith("demo/masks/") for n in names) == 8
+
+
+def test_a_reload_keeps_who_is_working_and_the_dataset(demo_env):
+    """The demo's reader and the dataset live in the address: a reload (a new session with the
+    same address) comes back as the same reader on the same dataset, not as the demo rater; an
+    address naming nobody of this store falls back to the demo rater."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["rater"] = "reference"  # as chosen in the sidebar
+    at.run()
+    assert at.query_params["as"] == "reference" and at.query_params["dataset"] == "demo"
+    reloaded = AppTest.from_file(APP, default_timeout=60)
+    reloaded.query_params.update({"as": "reference", "dataset": "demo"})
+    reloaded.run()
+    assert not reloaded.exception
+    assert reloaded.sidebar.selectbox(key="rater").value == "reference"
+    assert reloaded.session_state["dataset"] == "demo"
+    stranger = AppTest.from_file(APP, default_timeout=60)
+    stranger.query_params["as"] = "nobody-of-this-store"
+    stranger.run()
+    assert stranger.sidebar.selectbox(key="rater").value == "demo-rater"
