@@ -148,7 +148,7 @@ def navigation(labels_store: LabelStore, queue: Queue, top: list[DeltaGenerator]
 
 
 def choose_start(
-    visible: VisibleLabels, reading: Reading, shape: tuple[int, ...]
+    visible: VisibleLabels, reading: Reading, shape: tuple[int, int]
 ) -> tuple[StartOption, EditSession]:
     """Where the edit starts; a fresh start when the reading or the choice changes."""
     options = start_options(visible, reading.rater)
@@ -278,7 +278,9 @@ def render() -> None:
     reading = Reading(account.name, study_round.id if study_round else None, image_id)
     with right:
         pressed = save_buttons(queue)
-        option, session = choose_start(visible, reading, frame.pixels.shape)
+        option, session = choose_start(
+            visible, reading, (frame.pixels.shape[0], frame.pixels.shape[1])
+        )
     # A blind round hides the model, also when its frame is opened from the whole-dataset queue.
     blind = (study_round is not None and study_round.blind) or labels_store.hides(image_id)
     segmenter = None if blind else prompted_segmenter()

@@ -84,7 +84,7 @@ def filters(labels_store: LabelStore, dataset: Dataset) -> tuple[ImageFilter, st
         patient=None if patient == ANY else patient,
         gland=None if gland == ANY else gland,
         side=None if side == ANY else side,
-        grade=None if grade == ANY else int(grade),
+        grade=None if grade == ANY else int(str(grade)),
         status=None if status == ANY else status,
         rater=None if rater == ANY else rater,
         has_mask=None if has_mask == ANY else has_mask == "with mask",

@@ -90,12 +90,12 @@ def details_form() -> CaptureDetails | None:
     """Patient, gland, side (and spacing) asked once per session; shown as one line after."""
     details: CaptureDetails | None = st.session_state.get("live_details")
     if details is not None:
-        spacing = f", {details.spacing_mm} mm/px" if details.spacing_mm else ""
-        cols = st.columns([5, 1])
-        cols[0].markdown(
-            f"Scanning **{plain(details.patient)}**, {details.gland} {details.side}{spacing}"
+        shown = f", {details.spacing_mm} mm/px" if details.spacing_mm else ""
+        line, change = st.columns([5, 1])
+        line.markdown(
+            f"Scanning **{plain(details.patient)}**, {details.gland} {details.side}{shown}"
         )
-        if cols[1].button("Change", key="live_change"):
+        if change.button("Change", key="live_change"):
             del st.session_state["live_details"]
             st.rerun()
         return details
@@ -116,7 +116,7 @@ def details_form() -> CaptureDetails | None:
             help="For areas in mm²; 0 when unknown.",
         )
         if st.form_submit_button("Start the session"):
-            chosen = CaptureDetails(patient.strip(), gland, side, spacing or None)
+            chosen = CaptureDetails(patient.strip(), str(gland), str(side), spacing or None)
             try:
                 chosen.check()
             except SgusError as exc:

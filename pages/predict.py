@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import plotly.express as px
@@ -45,8 +45,12 @@ HEAT_SCALE = ["#000000", *px.colors.sequential.Inferno[1:]]
 TRUTH_COLOUR = (0, 200, 255)
 
 
-def choose_model() -> tuple[str, str]:
-    """The model and where the image comes from; stops when the models folder has no model."""
+def _show_progress(bar: Any, done: int, total: int) -> None:
+    bar.progress(done / max(total, 1), text=f"{done} of {total} frames")
+
+
+def choose_model() -> tuple[str, str | None]:
+    """The model and where the image comes from (None: neither chosen); stops when the models folder has no model."""
     names = model_names()
     if not names:
         st.error("No segmentation model in the models folder. Train one with `sgus train segment`.")
@@ -122,7 +126,7 @@ def predict_whole_dataset(dataset: Dataset, model: str) -> None:
                 dataset.name,
                 settings().models_dir,
                 model=model,
-                progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d} of {t} frames"),
+                progress=lambda d, t: _show_progress(bar, d, t),
                 writer=writer,
             )
         except SgusError as exc:
@@ -158,7 +162,7 @@ def area_and_grade(prediction: Prediction) -> None:
     cols[0].metric("Gland area", f"{prediction.area_px:,} px")
     if prediction.area_mm2 is not None:
         cols[1].metric("Area", f"{prediction.area_mm2:.0f} mm²")
-    if prediction.grade_probabilities:
+    if prediction.grade_probabilities and prediction.grade is not None:
         st.metric("Predicted de Vita grade", prediction.grade)
         st.caption(DEVITA_GRADES[prediction.grade])
         bars = px.bar(x=[f"grade {g}" for g in range(4)], y=list(prediction.grade_probabilities),

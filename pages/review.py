@@ -50,10 +50,10 @@ def compared_selection(
 ) -> Comparison:
     """The sources and filters chosen and their comparison; stops when they share no image."""
     labels = [s.label for s in sources]
-    cols = st.columns(2)  # a row of their own: source names (a consensus) are long
-    a_label = cols[0].selectbox("Source A (reference)", labels, key="rev_a")
+    left, right = st.columns(2)  # a row of their own: source names (a consensus) are long
+    a_label = left.selectbox("Source A (reference)", labels, key="rev_a")
     b_default = next((i for i, s in enumerate(sources) if s.kind == "model"), 1)
-    b_label = cols[1].selectbox("Source B", labels, index=b_default, key="rev_b")
+    b_label = right.selectbox("Source B", labels, index=b_default, key="rev_b")
     cols = st.columns([1, 1, 1, 2])
     gland = cols[0].selectbox("Gland", ["any", *GLANDS], key="rev_gland")
     side = cols[1].selectbox("Side", ["any", *SIDES], key="rev_side")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs everything the suite needs on a fresh Debian machine
 # (Chromium and PostgreSQL from Debian packages, the Python packages into .venv), starts a
-# throw-away PostgreSQL cluster on a local port, then runs ruff, mypy over the core and the whole
+# throw-away PostgreSQL cluster on a local port, then runs ruff, mypy over all the code and the whole
 # pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +35,5 @@ export SGUS_TEST_PG_URL="postgresql+psycopg://postgres@127.0.0.1:$PGPORT/postgre
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy sgus_core
+.venv/bin/mypy sgus_core sgus_cli sgus_ui pages streamlit_app.py
 .venv/bin/pytest "$@"

@@ -128,13 +128,14 @@ def export_panel(labels_store: LabelStore, dataset: Dataset) -> None:
             return
         cols = st.columns(2)
         rater = cols[0].selectbox("Whose labels", raters, key="browse_export_rater")
-        fmt = cols[1].selectbox("Format", list(EXPORT_FORMAT_NAMES),
-                                format_func=EXPORT_FORMAT_NAMES.get, key="browse_export_fmt")  # fmt: skip
+        formats: list[str] = list(EXPORT_FORMAT_NAMES)
+        fmt = cols[1].selectbox("Format", formats, format_func=lambda f: EXPORT_FORMAT_NAMES[f],
+                                key="browse_export_fmt")  # fmt: skip
         if not st.button("Prepare the download", key="browse_export_go"):
             return
         try:
             with st.spinner("Exporting..."):
-                data = export_zip(labels_store, dataset.name, fmt=fmt, rater=rater)
+                data = export_zip(labels_store, dataset.name, fmt=str(fmt), rater=rater)
         except SgusError as exc:
             st.error(str(exc))
             return

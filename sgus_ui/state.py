@@ -165,8 +165,10 @@ def require_account() -> Account:
         if labels_store.get_rater(DEMO_ACCOUNT) is None:
             labels_store.ensure_rater(DEMO_ACCOUNT, role="admin", actor="demo")
         name = st.session_state.get("rater") or DEMO_ACCOUNT
-        rater = labels_store.get_rater(name) or labels_store.get_rater(DEMO_ACCOUNT)
-        return Account(rater.name, "admin" if rater.name == DEMO_ACCOUNT else rater.role)
+        rater = labels_store.get_rater(name)
+        if rater is None or rater.name == DEMO_ACCOUNT:  # the demo rater is ensured above
+            return Account(DEMO_ACCOUNT, "admin")
+        return Account(rater.name, rater.role)
     if not signed_in():  # the router shows only the sign-in page then; this guards direct calls
         st.warning("Please sign in.")
         st.stop()

@@ -125,7 +125,7 @@ class GlandScore:
     side: str
     devita: int | None = None
     omeract: int | None = None
-    hocevar: tuple[int, int, int, int, int] | None = None
+    hocevar: tuple[int, ...] | None = None  # five items, checked on creation
 
     def __post_init__(self) -> None:
         if self.gland not in GLANDS:
