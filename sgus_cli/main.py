@@ -614,6 +614,14 @@ def build_parser() -> argparse.ArgumentParser:
         "reused from the work folder when trained before)",
     )
     p.add_argument("--then-rate", type=float, default=5e-4, metavar="LR", help="(default 5e-4)")
+    p.add_argument(
+        "--then-remap",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="during the continuation, pass this share of the frames through a random "
+        "grey-level curve that may invert contrast (default 0)",
+    )
     p.add_argument("--base-filters", type=int, default=8, metavar="N", help="U-Net width")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument(

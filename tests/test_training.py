@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -115,6 +116,24 @@ def test_augment_keeps_image_and_mask_aligned():
         bright = image > 0.5
         assert (bright & out_mask).sum() / (bright | out_mask).sum() > 0.85
         assert image.dtype == np.float32 and out_mask.dtype == bool
+
+
+def test_the_grey_level_curve_can_make_the_gland_darker_than_its_surroundings():
+    """With ``remap_p`` the gland is sometimes darker than the tissue around it (as on some
+    real frames), and the mask stays where it was."""
+    mask = np.zeros((48, 64), bool)
+    mask[10:30, 12:50] = True
+    image = np.where(mask, 0.7, 0.3).astype(np.float32)
+    still = AugmentConfig(flip_p=0, max_rotation_deg=0, crop_p=0, gain=(1, 1), gamma=(1, 1),
+                          max_speckle=0)  # fmt: skip
+    darker = 0
+    for seed in range(20):
+        out, out_mask = augment(image, mask, np.random.default_rng(seed), replace(still, remap_p=1))
+        assert out_mask is not None and (out_mask == mask).all()
+        assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+        assert np.ptp(out[mask]) == 0 and np.ptp(out[~mask]) == 0  # one grey in, one grey out
+        darker += int(out[mask][0] < out[~mask][0])
+    assert 3 <= darker <= 17
 
 
 def test_gland_box_pads_the_largest_region():

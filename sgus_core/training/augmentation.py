@@ -28,6 +28,10 @@ class AugmentConfig:
         gain: range of the brightness factor (receiver gain).
         gamma: range of the contrast exponent.
         max_speckle: largest standard deviation of the multiplicative noise.
+        remap_p: probability of a random smooth grey-level curve (:func:`remap_intensity`),
+            which may invert contrast: the network may then not rely on which tissue is
+            brighter (on real frames the gland is brighter than, equal to or darker than its
+            surroundings).
     """
 
     flip_p: float = 0.5
@@ -37,6 +41,7 @@ class AugmentConfig:
     gain: tuple[float, float] = (0.75, 1.3)
     gamma: tuple[float, float] = (0.7, 1.4)
     max_speckle: float = 0.15
+    remap_p: float = 0.0
 
 
 DEFAULT_AUGMENTATION = AugmentConfig()
@@ -110,6 +115,15 @@ def adjust_gamma(image: np.ndarray, gamma: float) -> np.ndarray:
     return np.power(np.clip(image, 0.0, 1.0), gamma).astype(np.float32)
 
 
+def remap_intensity(image: np.ndarray, rng: np.random.Generator, knots: int = 5) -> np.ndarray:
+    """Map a 0..1 float image through a random piecewise-linear grey-level curve: ``knots``
+    evenly spaced inputs, each sent to a uniform random output in 0..1, so the curve may rise,
+    fall or both (a random, possibly non-monotonic, contrast). Returns float32 in 0..1."""
+    xs = np.linspace(0.0, 1.0, knots)
+    ys = rng.uniform(0.0, 1.0, knots)
+    return np.interp(np.clip(image, 0.0, 1.0), xs, ys).astype(np.float32)
+
+
 def add_speckle(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
     """Multiply a 0..1 float image by 1 + N(0, sigma) noise per pixel and clip to 0..1."""
     noise = rng.normal(1.0, sigma, size=image.shape).astype(np.float32)
@@ -124,8 +138,8 @@ def augment(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Apply one random draw of every augmentation; geometry identically to image and mask.
 
-    Order: flip, rotation, random crop resized back to the input size, then gain, gamma and
-    speckle on the image alone.
+    Order: flip, rotation, random crop resized back to the input size, then gain, gamma, the
+    grey-level curve (with probability ``remap_p``) and speckle on the image alone.
 
     Args:
         image: (H, W) float32 in 0..1.
@@ -147,6 +161,8 @@ def augment(
         image, mask = crop_resize(image, mask, box)
     image = adjust_gain(image, rng.uniform(*config.gain))
     image = adjust_gamma(image, rng.uniform(*config.gamma))
+    if config.remap_p > 0 and rng.random() < config.remap_p:
+        image = remap_intensity(image, rng)
     if config.max_speckle > 0:
         image = add_speckle(image, rng, rng.uniform(0.0, config.max_speckle))
     return image, mask

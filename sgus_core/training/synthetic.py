@@ -90,7 +90,7 @@ class SynthConfig:
             "render_aspect": list(self.render_aspect),
             "box_jitter": BOX_JITTER,
             "fov_jitter": FOV_JITTER,
-        }
+        } | ({"intensity_remap": self.augmentation.remap_p} if self.augmentation.remap_p else {})
 
     def digest(self) -> str:
         """A hash of :meth:`describe` (the card's ``training_data.hash``)."""
