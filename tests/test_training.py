@@ -209,6 +209,28 @@ def test_fine_tune_starts_from_the_saved_weights(trained, samples, tmp_path):
         np.testing.assert_array_equal(before.numpy(), after.numpy())
 
 
+def test_a_fine_tune_that_makes_things_worse_keeps_the_starting_network(samples, tmp_path):
+    """A fine-tune whose weights end below the starting network on the validation frames (here
+    a learning rate far too high) hands back the starting network and says so on the card."""
+    start = train_segmenter(
+        samples, arch="unet", input_shape=TINY_SHAPE, epochs=12, batch_size=4, seed=0,
+        model_options=TINY_UNET, patience=12,
+    )  # fmt: skip
+    path, _ = save_model(start, tmp_path, "start", weights_dtype="float32")
+    tuned = train_segmenter(
+        samples, from_model=path, epochs=3, batch_size=4, learning_rate=30.0, patience=3,
+        freeze_encoder_epochs=0,
+    )  # fmt: skip
+    assert tuned.test_metrics["kept_start"] is True and tuned.best_epoch == 0
+    assert tuned.warning is not None and tuned.warning.startswith("WARNING: fine-tuning did not")
+    x = np.random.default_rng(0).random((2, *TINY_SHAPE), dtype=np.float32)
+    np.testing.assert_allclose(
+        tuned.model.predict(x, verbose=0), load_keras_model(path).predict(x, verbose=0), atol=1e-6
+    )
+    _, card_path = save_model(tuned, tmp_path, "tuned")
+    assert json.loads(card_path.read_text())["warning"] == tuned.warning
+
+
 def test_bad_model_name_is_refused(trained, tmp_path):
     """A model name that could leave the models folder is refused."""
     with pytest.raises(ModelError):

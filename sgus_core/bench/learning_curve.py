@@ -172,6 +172,7 @@ def learning_curve(
             masks = [p.mask for p in segment_frames(tuned, [as_imported(f) for f in tests])]
             row |= _grade_figures(grader, tests, masks, majority_grade(y.tolist()))
             row["epochs_run"] = result.epochs_run
+            row["kept_start"] = bool(result.test_metrics.get("kept_start", False))
             row["train_seconds"] = round(result.seconds, 1)
             rows.append(row)
             log(f"{name} N={n}: {row}")

@@ -223,6 +223,8 @@ def _card(result: TrainResult, name: str, weights_dtype: str, file_bytes: int) -
         "train_seconds": round(result.seconds, 1),
         "trained_on": training_device(),
     }
+    if result.warning:
+        card["warning"] = result.warning
     if result.task == "segment":
         card["threshold"] = THRESHOLD
     else:

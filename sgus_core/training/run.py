@@ -111,6 +111,8 @@ class TrainResult:
         model_options: builder options (``width``, ``base_filters`` ...).
         fine_tuned_from: path of the model it continued from, or None.
         seconds: wall time of the run.
+        warning: a line for the user when the run did not do what was asked (a fine-tune
+            that did not beat its starting network on the validation frames), else None.
     """
 
     model: keras.Model
@@ -131,6 +133,7 @@ class TrainResult:
     model_options: dict[str, Any] = field(default_factory=dict)
     fine_tuned_from: str | None = None
     seconds: float = 0.0
+    warning: str | None = None
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -288,6 +291,7 @@ def _result(
     from_model: Path | None,
     started: float,
     target: str | None = None,
+    warning: str | None = None,
 ) -> TrainResult:
     """The :class:`TrainResult` of a finished run (both tasks build it the same way)."""
     return TrainResult(
@@ -304,6 +308,7 @@ def _result(
         target=target,
         model_options=model_options,
         fine_tuned_from=None if from_model is None else str(from_model),
+        warning=warning,
         seconds=time.perf_counter() - started,
     )
 
@@ -459,6 +464,15 @@ def train_segmenter(
     if freeze_encoder_epochs is None:
         freeze_encoder_epochs = int(FREEZE_EPOCHS_SHARE * epochs) if from_model is not None else 0
     frozen = encoder_layers(model) if freeze_encoder_epochs > 0 else []
+
+    def val_iou() -> float:
+        assert validation is not None
+        probability = _predict(model, validation[0], batch_size)[..., 0]
+        return float(iou_per_image(m_va, probability > THRESHOLD).mean())
+
+    # A fine-tune must not leave the user worse off than where it started: the starting
+    # network's validation IoU is the bar the tuned weights have to clear.
+    start = (model.get_weights(), val_iou()) if from_model is not None and validation else None
     history: dict[str, list[float]] = {}
     best_epoch = 0
     first = min(int(freeze_encoder_epochs), epochs - 1) if frozen else 0
@@ -489,6 +503,19 @@ def train_segmenter(
         best_epoch = done + best
     for layer in frozen:
         layer.trainable = True
+    warning = None
+    if start is not None:
+        start_weights, start_iou = start
+        tuned_iou = val_iou()
+        if tuned_iou < start_iou:
+            model.set_weights(start_weights)
+            best_epoch = 0
+            warning = (
+                f"WARNING: fine-tuning did not beat the starting network on the {len(val)} "
+                f"validation frames (IoU {tuned_iou:.3f} against {start_iou:.3f}); the model "
+                "keeps the starting network's weights. Outline more frames, or frames more "
+                "like the ones you will segment, and fine-tune again."
+            )
 
     def test_iou() -> np.ndarray:
         probability = _predict(model, _net_input(x_te, shape), batch_size)[..., 0]
@@ -496,6 +523,8 @@ def train_segmenter(
 
     ious = test_iou()
     metrics: dict[str, Any] = {"n": len(test)}
+    if start is not None:
+        metrics |= {"start_val_iou": round(start[1], 4), "kept_start": warning is not None}
     if len(ious):
         ious16 = _with_float16_weights(model, lambda: float(test_iou().mean()))
         metrics |= {
@@ -517,6 +546,7 @@ def train_segmenter(
         model_options=model_options,
         from_model=from_model,
         started=started,
+        warning=warning,
     )
 
 
