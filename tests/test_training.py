@@ -211,12 +211,16 @@ def test_fine_tune_starts_from_the_saved_weights(trained, samples, tmp_path):
 
 def test_a_fine_tune_that_makes_things_worse_keeps_the_starting_network(samples, tmp_path):
     """A fine-tune whose weights end below the starting network on the validation frames (here
-    a learning rate far too high) hands back the starting network and says so on the card."""
+    a learning rate far too high) hands back the starting network and says so on the card; the
+    tuned card keeps the parent's zero-shot reading."""
     start = train_segmenter(
         samples, arch="unet", input_shape=TINY_SHAPE, epochs=12, batch_size=4, seed=0,
         model_options=TINY_UNET, patience=12,
     )  # fmt: skip
-    path, _ = save_model(start, tmp_path, "start", weights_dtype="float32")
+    path, card_path = save_model(start, tmp_path, "start", weights_dtype="float32")
+    card = json.loads(card_path.read_text())
+    card["reading"] = {"zero_shot": {"flip": True, "threshold": 0.5}, "prompted": {"prior": 0.4}}
+    card_path.write_text(json.dumps(card))
     tuned = train_segmenter(
         samples, from_model=path, epochs=3, batch_size=4, learning_rate=30.0, patience=3,
         freeze_encoder_epochs=0,
@@ -227,8 +231,12 @@ def test_a_fine_tune_that_makes_things_worse_keeps_the_starting_network(samples,
     np.testing.assert_allclose(
         tuned.model.predict(x, verbose=0), load_keras_model(path).predict(x, verbose=0), atol=1e-6
     )
-    _, card_path = save_model(tuned, tmp_path, "tuned")
-    assert json.loads(card_path.read_text())["warning"] == tuned.warning
+    tuned_card = json.loads(save_model(tuned, tmp_path, "tuned")[1].read_text())
+    assert tuned_card["warning"] == tuned.warning
+    # read as its parent was chosen to be read (the flip), the parent's box calibration left out
+    assert tuned_card["reading"] == {
+        "zero_shot": {"flip": True, "threshold": 0.5, "chosen_by": "inherited from start"}
+    }
 
 
 def test_bad_model_name_is_refused(trained, tmp_path):

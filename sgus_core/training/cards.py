@@ -186,6 +186,24 @@ def training_device() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
+def _inherited_zero_shot_reading(parent: str | None) -> dict[str, Any] | None:
+    """The zero-shot reading (test-time flip, threshold) of the network a fine-tune started
+    from, so that the tuned network is read as its parent was chosen to be read; None when the
+    parent's card has none or cannot be read. (A prompted reading is left out: its box prior
+    and threshold were calibrated on the parent's own weights; without one the tuned network
+    reads prompts plainly.)"""
+    if parent is None:
+        return None
+    try:
+        card = json.loads(Path(parent).with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    block = (card.get("reading") or {}).get("zero_shot") if isinstance(card, dict) else None
+    if not isinstance(block, dict):
+        return None
+    return {**block, "chosen_by": f"inherited from {Path(parent).stem}"}
+
+
 def _card(result: TrainResult, name: str, weights_dtype: str, file_bytes: int) -> dict[str, Any]:
     import tensorflow as tf
 
@@ -225,6 +243,9 @@ def _card(result: TrainResult, name: str, weights_dtype: str, file_bytes: int) -
     }
     if result.warning:
         card["warning"] = result.warning
+    inherited = _inherited_zero_shot_reading(result.fine_tuned_from)
+    if inherited:
+        card["reading"] = {"zero_shot": inherited}
     if result.task == "segment":
         card["threshold"] = THRESHOLD
     else:
