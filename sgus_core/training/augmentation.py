@@ -28,10 +28,10 @@ class AugmentConfig:
         gain: range of the brightness factor (receiver gain).
         gamma: range of the contrast exponent.
         max_speckle: largest standard deviation of the multiplicative noise.
-        remap_p: probability of a random piecewise-linear grey-level curve (:func:`remap_intensity`),
-            which may invert contrast: the network may then not rely on which tissue is
-            brighter (on real frames the gland is brighter than, equal to or darker than its
-            surroundings).
+        remap_p: probability of a random piecewise-linear grey-level curve
+            (:func:`remap_intensity`), which may invert contrast: the network may then not rely
+            on which tissue is brighter (on real frames the gland is brighter than, equal to or
+            darker than its surroundings).
     """
 
     flip_p: float = 0.5

@@ -18,6 +18,7 @@ import numpy as np
 
 from sgus_core.errors import ModelError
 from sgus_core.inference.processing import CROP_PAD, THRESHOLD
+from sgus_core.inference.registry import read_card_file
 from sgus_core.nets import model_gflops
 from sgus_core.training.run import TrainResult
 
@@ -195,10 +196,10 @@ def _inherited_zero_shot_reading(parent: str | None) -> dict[str, Any] | None:
     if parent is None:
         return None
     try:
-        card = json.loads(Path(parent).with_suffix(".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        card = read_card_file(Path(parent).with_suffix(".json"))
+    except ModelError:
         return None
-    block = (card.get("reading") or {}).get("zero_shot") if isinstance(card, dict) else None
+    block = (card.get("reading") or {}).get("zero_shot")
     if not isinstance(block, dict):
         return None
     return {**block, "chosen_by": f"inherited from {Path(parent).stem}"}

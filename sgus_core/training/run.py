@@ -214,6 +214,12 @@ def _predict(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
+def _ious(model: keras.Model, x: np.ndarray, masks: np.ndarray, batch_size: int) -> np.ndarray:
+    """Per-image IoU of a segmenter's masks (probability > ``THRESHOLD``) on inputs ``x``
+    against the (N, H, W) bool ``masks``."""
+    return iou_per_image(masks, _predict(model, x, batch_size)[..., 0] > THRESHOLD)
+
+
 @dataclass(frozen=True)
 class _Split:
     """The samples a run used and how they were split (for :func:`_result`)."""
@@ -467,8 +473,7 @@ def train_segmenter(
 
     def val_iou() -> float:
         assert validation is not None
-        probability = _predict(model, validation[0], batch_size)[..., 0]
-        return float(iou_per_image(m_va, probability > THRESHOLD).mean())
+        return float(_ious(model, validation[0], m_va, batch_size).mean())
 
     # A fine-tune must not leave the user worse off than where it started: the starting
     # network's validation IoU is the bar the tuned weights have to clear.
@@ -518,8 +523,7 @@ def train_segmenter(
             )
 
     def test_iou() -> np.ndarray:
-        probability = _predict(model, _net_input(x_te, shape), batch_size)[..., 0]
-        return iou_per_image(m_te, probability > THRESHOLD)
+        return _ious(model, _net_input(x_te, shape), m_te, batch_size)
 
     ious = test_iou()
     metrics: dict[str, Any] = {"n": len(test)}
@@ -625,8 +629,7 @@ def train_segmenter_synthetic(
     )
 
     def val_iou() -> float:
-        probability = _predict(model, x_va, batch_size)[..., 0]
-        return float(iou_per_image(y_va[..., 0] > 0.5, probability > THRESHOLD).mean())
+        return float(_ious(model, x_va, y_va[..., 0] > 0.5, batch_size).mean())
 
     best = val_iou()
     metrics = {
