@@ -101,6 +101,7 @@ def cmd_bench_generalisation(args: argparse.Namespace, settings: Settings) -> in
         then_epochs=args.then_epochs,
         then_learning_rate=args.then_rate,
         then_remap=args.then_remap,
+        then_random_conv=args.then_random_conv,
         zero_shot_flip=args.flip,
     )
     from sgus_core.inference.registry import read_card

@@ -622,6 +622,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="during the continuation, pass this share of the frames through a random "
         "grey-level curve that may invert contrast (default 0)",
     )
+    p.add_argument(
+        "--then-random-conv",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="during the continuation, pass this share of the frames through a randomly drawn "
+        "shallow convolutional network (new texture and grey-level response; default 0)",
+    )
     p.add_argument("--base-filters", type=int, default=8, metavar="N", help="U-Net width")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument(

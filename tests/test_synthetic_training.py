@@ -208,21 +208,24 @@ def test_a_zero_shot_flip_reading_survives_the_prompted_calibration(tmp_path):
 @pytest.mark.slow
 def test_a_continued_recipe_reuses_its_first_part_and_says_so(tmp_path):
     """``then_epochs`` trains (or finds) the recipe's first part, continues it under a name of
-    its own (with the grey-level curve's share when ``then_remap`` is on), and the card names
+    its own (with the shares of the grey-level curve and the random convolution when on), and the card names
     the network it continued and the curve's share; a second call reuses both."""
     from sgus_core.bench.generalisation import train_candidate
 
     first = Recipe(base_filters=2, input_size=(32, 48), prompted=False, epochs=1,
                    steps_per_epoch=2, batch_size=2)  # fmt: skip
-    longer = replace(first, then_epochs=1, then_remap=0.5)
+    longer = replace(first, then_epochs=1, then_remap=0.5, then_random_conv=0.25)
     said: list[str] = []
     weights = train_candidate(longer, ["scatter"], tmp_path, said.append)
     base = tmp_path / f"{first.key(['scatter'])}.keras"
-    assert weights.stem == longer.key(["scatter"]) and "-then-e1lr0.0005rm0.5-" in weights.stem
+    assert (
+        weights.stem == longer.key(["scatter"]) and "-then-e1lr0.0005rm0.5rc0.25-" in weights.stem
+    )
     assert base.is_file() and weights.with_suffix(".onnx").is_file()
     card = json.loads(weights.with_suffix(".json").read_text())
     assert card["continued_from"] == base.stem
     assert card["training_data"]["intensity_remap"] == 0.5
+    assert card["training_data"]["random_convolution"] == 0.25
     assert (
         "intensity_remap" not in json.loads(base.with_suffix(".json").read_text())["training_data"]
     )

@@ -136,6 +136,30 @@ def test_the_grey_level_curve_can_make_the_gland_darker_than_its_surroundings():
     assert 3 <= darker <= 17
 
 
+def test_the_random_convolution_changes_texture_but_keeps_the_gland_in_place():
+    """``random_conv_p`` gives each draw another texture and grey-level response (frames differ
+    from draw to draw and from the input), in 0..1, while the gland's outline stays where it
+    was: the grey step at the gland's border survives in the output."""
+    mask = np.zeros((48, 64), bool)
+    mask[10:30, 12:50] = True
+    rng = np.random.default_rng(0)
+    image = np.where(mask, 0.7, 0.3).astype(np.float32) + rng.normal(0, 0.05, mask.shape)
+    image = image.astype(np.float32)
+    still = AugmentConfig(flip_p=0, max_rotation_deg=0, crop_p=0, gain=(1, 1), gamma=(1, 1),
+                          max_speckle=0, random_conv_p=1)  # fmt: skip
+    outs = [augment(image, mask, np.random.default_rng(seed), still) for seed in range(12)]
+    for out, out_mask in outs:
+        assert out_mask is not None and (out_mask == mask).all()
+        assert out.dtype == np.float32 and out.shape == mask.shape
+        assert out.min() >= 0 and out.max() <= 1
+    inside = [float(out[12:28, 14:48].mean()) for out, _ in outs]
+    outside = [float(out[36:46, :].mean()) for out, _ in outs]
+    steps = [abs(i - o) for i, o in zip(inside, outside, strict=True)]
+    assert np.median(steps) > 0.02  # the gland still stands out from its surroundings
+    assert np.ptp(inside) > 0.1  # and its grey changes from draw to draw
+    assert not np.allclose(outs[0][0], outs[1][0])
+
+
 def test_gland_box_pads_the_largest_region():
     """The gland box is the largest region's bounding box, padded by 10 % of its size."""
     mask = np.zeros((50, 100), bool)

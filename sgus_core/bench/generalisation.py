@@ -91,6 +91,9 @@ class Recipe:
     # During the continuation, send this share of the examples through a random grey-level
     # curve that may invert contrast (``AugmentConfig.remap_p``).
     then_remap: float = 0.0
+    # ... and this share through a random shallow convolutional network (new texture and
+    # grey-level response, ``AugmentConfig.random_conv_p``).
+    then_random_conv: float = 0.0
     # Read the zero-shot mode with a test-time flip (mean of the frame's and its mirror's
     # probability). Not part of the key: it changes how a network is read, not how it is trained.
     zero_shot_flip: bool = False
@@ -102,6 +105,8 @@ class Recipe:
         then = f"-then-e{self.then_epochs}lr{self.then_learning_rate:g}" if self.then_epochs else ""
         if self.then_epochs and self.then_remap:
             then += f"rm{self.then_remap:g}"
+        if self.then_epochs and self.then_random_conv:
+            then += f"rc{self.then_random_conv:g}"
         return (
             f"{self.arch}{self.base_filters}-{h}x{w}{mode}-e{self.epochs}s{self.steps_per_epoch}"
             f"b{self.batch_size}{then}-seed{self.seed}-on-{'_'.join(sorted(families))}"
@@ -330,9 +335,14 @@ def train_candidate(recipe: Recipe, families: Sequence[str], work_dir: Path, log
         start = train_candidate(replace(recipe, then_epochs=0), families, work_dir, log)
     channels = 4 if recipe.prompted else 1
     config = SynthConfig(tuple(sorted(families)), input_shape=(*recipe.input_size, channels))
-    if start and recipe.then_remap:
+    if start and (recipe.then_remap or recipe.then_random_conv):
         config = replace(
-            config, augmentation=replace(config.augmentation, remap_p=recipe.then_remap)
+            config,
+            augmentation=replace(
+                config.augmentation,
+                remap_p=recipe.then_remap,
+                random_conv_p=recipe.then_random_conv,
+            ),
         )
 
     def on_epoch(done: int, total: int, logs: dict[str, float]) -> None:

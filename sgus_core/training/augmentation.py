@@ -32,6 +32,10 @@ class AugmentConfig:
             (:func:`remap_intensity`), which may invert contrast: the network may then not rely
             on which tissue is brighter (on real frames the gland is brighter than, equal to or
             darker than its surroundings).
+        random_conv_p: probability of a random shallow convolutional network over the image
+            (:func:`random_convolve`): new local texture and a non-linear grey-level response,
+            the shapes kept (on real frames speckle grain and the point-spread blur differ from
+            scanner to scanner).
     """
 
     flip_p: float = 0.5
@@ -42,6 +46,7 @@ class AugmentConfig:
     gamma: tuple[float, float] = (0.7, 1.4)
     max_speckle: float = 0.15
     remap_p: float = 0.0
+    random_conv_p: float = 0.0
 
 
 DEFAULT_AUGMENTATION = AugmentConfig()
@@ -124,6 +129,43 @@ def remap_intensity(image: np.ndarray, rng: np.random.Generator, knots: int = 5)
     return np.interp(np.clip(image, 0.0, 1.0), xs, ys).astype(np.float32)
 
 
+def random_convolve(
+    image: np.ndarray, rng: np.random.Generator, layers: int = 3, width: int = 2
+) -> np.ndarray:
+    """Pass a 0..1 float image through a randomly drawn shallow convolutional network and mix the
+    result with the image (GIN, Ouyang et al., "Causality-inspired single-source domain
+    generalization for medical image segmentation", IEEE TMI 2022).
+
+    Each of ``layers`` layers convolves every one of ``width`` channels (one at the input) with a
+    Gaussian-random kernel of side 1, 3 or 5 and adds the sums, then applies a leaky ReLU
+    (not after the last one, which has one output channel). The output is scaled to 0..1 by its
+    1st and 99th percentiles, flipped bright-for-dark with probability 0.5, and blended with the
+    input by a uniform random weight. Returns float32 in 0..1, the input's shape.
+    """
+    x = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    channels = [x - float(x.mean())]
+    for layer in range(layers):
+        outputs = 1 if layer == layers - 1 else width
+        size = int(rng.choice([1, 3, 5]))
+        mixed = []
+        for _ in range(outputs):
+            total = np.zeros_like(x)
+            for channel in channels:
+                kernel = rng.normal(0.0, 1.0, (size, size)).astype(np.float32) / size
+                total += cv2.filter2D(channel, -1, kernel, borderType=cv2.BORDER_REFLECT)
+            mixed.append(total + np.float32(rng.normal(0.0, 0.1)))
+        if layer < layers - 1:
+            mixed = [np.where(m > 0, m, np.float32(0.2) * m) for m in mixed]
+        channels = mixed
+    out = channels[0]
+    lo, hi = np.percentile(out, [1.0, 99.0])
+    out = np.clip((out - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
+    if rng.random() < 0.5:
+        out = 1.0 - out
+    alpha = np.float32(rng.uniform(0.0, 1.0))
+    return (alpha * out + (1.0 - alpha) * x).astype(np.float32)
+
+
 def add_speckle(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
     """Multiply a 0..1 float image by 1 + N(0, sigma) noise per pixel and clip to 0..1."""
     noise = rng.normal(1.0, sigma, size=image.shape).astype(np.float32)
@@ -139,7 +181,8 @@ def augment(
     """Apply one random draw of every augmentation; geometry identically to image and mask.
 
     Order: flip, rotation, random crop resized back to the input size, then gain, gamma, the
-    grey-level curve (with probability ``remap_p``) and speckle on the image alone.
+    grey-level curve (with probability ``remap_p``), the random convolution (with probability
+    ``random_conv_p``) and speckle on the image alone.
 
     Args:
         image: (H, W) float32 in 0..1.
@@ -163,6 +206,8 @@ def augment(
     image = adjust_gamma(image, rng.uniform(*config.gamma))
     if config.remap_p > 0 and rng.random() < config.remap_p:
         image = remap_intensity(image, rng)
+    if config.random_conv_p > 0 and rng.random() < config.random_conv_p:
+        image = random_convolve(image, rng)
     if config.max_speckle > 0:
         image = add_speckle(image, rng, rng.uniform(0.0, config.max_speckle))
     return image, mask

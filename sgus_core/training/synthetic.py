@@ -90,7 +90,14 @@ class SynthConfig:
             "render_aspect": list(self.render_aspect),
             "box_jitter": BOX_JITTER,
             "fov_jitter": FOV_JITTER,
-        } | ({"intensity_remap": self.augmentation.remap_p} if self.augmentation.remap_p else {})
+        } | {
+            key: share
+            for key, share in (
+                ("intensity_remap", self.augmentation.remap_p),
+                ("random_convolution", self.augmentation.random_conv_p),
+            )
+            if share
+        }
 
     def digest(self) -> str:
         """A hash of :meth:`describe` (the card's ``training_data.hash``)."""
