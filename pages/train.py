@@ -55,8 +55,8 @@ def request_form(dataset: str, account_name: str) -> None:
         horizontal=True,
         key="train_start",
         index=0 if keras_models else 1,
-        help="Fine-tuning freezes the encoder first, then trains every layer at a lower rate: "
-        "it pays off after a few outlines.",
+        help="Fine-tuning freezes the encoder first, then trains every layer, both at a tenth of "
+        "the training rate: it pays off after a few outlines.",
     )
     left, right = st.columns(2)
     from_model = arch = None

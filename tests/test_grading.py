@@ -130,7 +130,10 @@ def test_a_grader_that_cannot_learn_is_warned_about(tmp_path):
 
 def test_fine_tuning_freezes_the_encoder_first(tmp_path, monkeypatch):
     """In the frozen phase the encoder's kernels stay as saved while the decoder learns; then
-    every layer trains."""
+    every layer trains, both phases at the fine-tuning rate (a tenth of the training rate: the
+    full rate made the decoder unlearn)."""
+    import keras
+
     from sgus_core.training import run as run_module
 
     masked = [
@@ -151,6 +154,14 @@ def test_fine_tuning_freezes_the_encoder_first(tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(run_module, "_start_model", capture)
+    rates: list[float] = []
+    adam = keras.optimizers.Adam
+
+    def recording_adam(rate, *args, **kwargs):
+        rates.append(float(rate))
+        return adam(rate, *args, **kwargs)
+
+    monkeypatch.setattr(keras.optimizers, "Adam", recording_adam)
     train_segmenter(
         masked, from_model=path, epochs=2, freeze_encoder_epochs=1, batch_size=4,
         val_fraction=0.2, test_fraction=0.0, patience=5,
@@ -164,6 +175,7 @@ def test_fine_tuning_freezes_the_encoder_first(tmp_path, monkeypatch):
     assert all(np.allclose(first[p], saved[p], atol=1e-3) for p in enc)  # float16 storage
     assert any(not np.allclose(first[p], saved[p], atol=1e-3) for p in dec)
     assert any(not np.array_equal(second[p], first[p]) for p in enc)
+    assert rates == [run_module.LEARNING_RATE * run_module.FINE_TUNE_LR_FACTOR] * 2
 
 
 def test_a_prompted_network_fine_tunes_on_outlines(tmp_path):

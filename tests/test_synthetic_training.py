@@ -74,6 +74,24 @@ def test_examples_are_zero_shot_or_prompted_with_a_box_over_the_gland():
     assert kinds == {True, False}
 
 
+def test_prompted_examples_get_the_grey_level_curve_too():
+    """With the curve on, a prompted example is the same box, clicks and mask on other greys
+    (the curve used to reach the zero-shot examples only)."""
+    from sgus_core.training.synthetic import prompted_example
+
+    frame = family("phantom")(3, size=(320, 240))
+    curved = replace(SMALL, augmentation=replace(SMALL.augmentation, remap_p=1.0))
+    changed = 0
+    for seed in range(4):
+        plain = prompted_example(frame, np.random.default_rng(seed), SMALL)
+        other = prompted_example(frame, np.random.default_rng(seed), curved)
+        assert plain is not None and other is not None
+        assert np.array_equal(plain[0][..., 1:], other[0][..., 1:])  # the prompt channels
+        assert np.array_equal(plain[1], other[1])  # the mask
+        changed += int(np.abs(plain[0][..., 0] - other[0][..., 0]).mean() > 0.02)
+    assert changed >= 3
+
+
 def test_jittered_boxes_stay_boxes_within_the_jitter():
     """A jittered box keeps x1 > x0 and y1 > y0 and moves each side at most 20 % of the box."""
     rng = np.random.default_rng(1)

@@ -172,6 +172,19 @@ def add_speckle(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np
     return np.clip(image * noise, 0.0, 1.0).astype(np.float32)
 
 
+def randomise_appearance(
+    image: np.ndarray, rng: np.random.Generator, config: AugmentConfig
+) -> np.ndarray:
+    """The global appearance randomisations of ``config``: the grey-level curve with probability
+    ``remap_p``, then the random convolution with probability ``random_conv_p`` (no random draw
+    for one that is off, so recipes without them draw the same batches as before)."""
+    if config.remap_p > 0 and rng.random() < config.remap_p:
+        image = remap_intensity(image, rng)
+    if config.random_conv_p > 0 and rng.random() < config.random_conv_p:
+        image = random_convolve(image, rng)
+    return image
+
+
 def augment(
     image: np.ndarray,
     mask: np.ndarray | None,
@@ -204,10 +217,7 @@ def augment(
         image, mask = crop_resize(image, mask, box)
     image = adjust_gain(image, rng.uniform(*config.gain))
     image = adjust_gamma(image, rng.uniform(*config.gamma))
-    if config.remap_p > 0 and rng.random() < config.remap_p:
-        image = remap_intensity(image, rng)
-    if config.random_conv_p > 0 and rng.random() < config.random_conv_p:
-        image = random_convolve(image, rng)
+    image = randomise_appearance(image, rng, config)
     if config.max_speckle > 0:
         image = add_speckle(image, rng, rng.uniform(0.0, config.max_speckle))
     return image, mask

@@ -37,7 +37,13 @@ from sgus_core.inference.prompts import (
 )
 from sgus_core.synthesis.families import family
 from sgus_core.synthesis.family import SynthFrame
-from sgus_core.training.augmentation import AugmentConfig, adjust_gain, adjust_gamma, augment
+from sgus_core.training.augmentation import (
+    AugmentConfig,
+    adjust_gain,
+    adjust_gamma,
+    augment,
+    randomise_appearance,
+)
 
 BOX_JITTER = 0.2  # training boxes: each side moved up to this share of the box, either way
 FOV_JITTER = 0.06  # field-of-view edges moved up to this share of the FOV, either way
@@ -218,6 +224,7 @@ def prompted_example(
     y = resize_mask(frame.mask[region.slices], (height, width))
     if rng.random() < 0.5:
         x, y = x[:, ::-1].copy(), y[:, ::-1].copy()
+    x[..., 0] = randomise_appearance(x[..., 0], rng, config.augmentation)
     return x, y
 
 
