@@ -159,6 +159,9 @@ def live_panel(latest: LatestFrame, dataset: str, details: CaptureDetails | None
     cols[1].metric("de Vita (model)", "–" if pred.grade is None else str(pred.grade))
     cols[0].metric("Frames per second", f"{result.fps:.1f}")
     cols[1].metric("Frames", f"{result.index + 1:,}")
+    doppler = result.vascular_caption()
+    if doppler:
+        st.caption(doppler)
     writer = account_store()
     if not writer.account.can_label:
         st.info("Your account can watch but not capture: capturing needs a rater or admin account.")

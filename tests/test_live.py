@@ -88,6 +88,27 @@ def test_a_live_frame_gets_an_outline_area_caption_and_fps(models):
     assert second.prediction.grade == first.prediction.grade  # carried until the next grading
 
 
+def test_a_doppler_frame_shows_its_vascular_fraction_and_a_grey_one_none(models):
+    """Live on a power Doppler frame: the share of the gland that carries flow, as on Browse;
+    on the same frame without colour there is no Doppler line."""
+    from sgus_core.synthesis.doppler import add_doppler
+
+    segmenter, grader = models
+    live = LiveSegmenter(segmenter, grader, spacing_mm=0.1, clock=Clock())
+    made = generate_frame(1)
+    grey = live.process(made.image)
+    assert grey.vascular_caption() is None
+    doppler = add_doppler(made.image, made.mask, made.fov, np.random.default_rng(0), grade=3)
+    result = live.process(doppler.rgb)
+    text = result.vascular_caption()
+    assert text is not None and text.startswith("Doppler: vascular fraction")
+    shown = float(text.split("fraction ")[1].split(" %")[0])
+    mask = result.prediction.mask
+    truth = 100 * (doppler.signal & mask).sum() / mask.sum()
+    assert shown == pytest.approx(truth, abs=3.0)
+    assert live.process(cv2.cvtColor(made.image, cv2.COLOR_GRAY2RGB)).vascular_caption() is None
+
+
 def test_the_field_of_view_is_found_once_a_second_and_on_a_new_size(models, monkeypatch):
     from sgus_core.live import segmenter as live_module
 
