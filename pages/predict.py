@@ -77,10 +77,14 @@ def uploaded_frame() -> tuple[imaging.Frame | None, np.ndarray | None]:
         path = Path(tmp) / (Path(upload.name).name or "upload")
         path.write_bytes(upload.getvalue())
         frame = imaging.read_image(path, max_pixels=settings().max_pixels)
-        if mask_upload is not None:
-            mask_path = Path(tmp) / "mask.png"
+    if mask_upload is not None:  # a mask that does not fit is reported; the prediction stays
+        with tempfile.TemporaryDirectory() as tmp:
+            mask_path = Path(tmp) / (Path(mask_upload.name).name or "mask")
             mask_path.write_bytes(mask_upload.getvalue())
-            truth = imaging.read_mask_file(mask_path, frame.pixels.shape)
+            try:
+                truth = imaging.read_mask_file(mask_path, frame.pixels.shape)
+            except SgusError as exc:
+                st.warning(f"{exc} The prediction below is not checked against a mask.")
     return frame, truth
 
 
