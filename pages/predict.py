@@ -162,6 +162,9 @@ def outline_view(frame: imaging.Frame, prediction: Prediction, truth: np.ndarray
 
 def area_and_grade(prediction: Prediction) -> None:
     """The gland area and, with a grader, the predicted de Vita grade and its probabilities."""
+    unsure = prediction.confidence_warning()
+    if unsure:
+        st.warning(unsure)
     cols = st.columns(2)
     cols[0].metric("Gland area", f"{prediction.area_px:,} px")
     if prediction.area_mm2 is not None:

@@ -81,3 +81,25 @@ def test_the_box_prior_makes_a_network_that_knows_nothing_answer_the_box_s_ellip
     ellipse = ellipse_in_box(frame.pixels.shape, box)
     assert (mask & ellipse).sum() / (mask | ellipse).sum() > 0.9
     assert not segment_prompted(Constant(blind, 4), frame, Prompt(box)).mask.any()
+
+
+def test_the_shipped_default_is_sure_of_a_phantom_gland_and_flags_noise():
+    """The default segmenter's outline of one of its own phantoms carries no warning; on frames
+    of noise, which are no ultrasound, every outline it draws is flagged as unsure."""
+    from sgus_core.imaging import detect_fov
+    from sgus_core.inference.pipeline import LOW_CONFIDENCE
+    from sgus_core.inference.registry import load_pipeline
+    from sgus_core.settings import REPO_ROOT
+    from sgus_core.synthesis.phantom import generate_frame
+
+    segmenter, _ = load_pipeline(REPO_ROOT / "models")
+    phantom = generate_frame(5).image
+    rng = np.random.default_rng(0)
+    noise = [(rng.random((300, 400)) * 255).astype(np.uint8) for _ in range(3)]
+    frames = [Frame(image, None, detect_fov(image)) for image in [phantom, *noise]]
+    sure, *unsure = segment_frames(segmenter, frames)
+    assert sure.confidence is not None and sure.confidence >= LOW_CONFIDENCE
+    assert sure.confidence_warning() is None
+    for prediction in unsure:
+        text = prediction.confidence_warning()
+        assert text is not None and ("unsure" in text or "no gland" in text)

@@ -25,9 +25,7 @@ def test_the_heat_map_paints_zero_probability_black(app_url, page):
     assert r + g + b < 60, (r, g, b)
 
 
-def test_a_mask_that_does_not_fit_leaves_the_prediction_and_names_the_file(
-    app_url, page, tmp_path
-):
+def test_a_mask_that_does_not_fit_leaves_the_prediction_and_names_the_file(app_url, page, tmp_path):
     """Upload a frame and a check-mask of the wrong size: the page names the mask file the user
     gave, says the prediction is unchecked, and still shows the prediction."""
     import numpy as np
