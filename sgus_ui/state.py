@@ -217,7 +217,7 @@ def sidebar() -> None:
         st.markdown("### SGUS Studio")
         if app_mode() == "demo":
             raters = [r.name for r in labels_store.list_raters() if not r.disabled]
-            _remember_in_address("rater", READER_PARAM, raters, DEMO_ACCOUNT)
+            _remember_in_address("rater", READER_PARAM, raters, DEMO_ACCOUNT, "the rater")
             st.selectbox(
                 "Working as",
                 raters,
@@ -234,7 +234,7 @@ def sidebar() -> None:
             return
         names = [d.name for d in datasets]
         first = "demo" if "demo" in names else names[0]
-        _remember_in_address("dataset", DATASET_PARAM, names, first)
+        _remember_in_address("dataset", DATASET_PARAM, names, first, "the dataset")
         st.selectbox("Dataset", names, key="dataset")
         if st.session_state["dataset"] == "demo":
             st.caption("Synthetic demo data: phantoms, not patients.")
@@ -244,12 +244,19 @@ READER_PARAM = "as"  # the address keeps the demo's reader and the dataset, so a
 DATASET_PARAM = "dataset"
 
 
-def _remember_in_address(key: str, param: str, choices: list[str], default: str) -> None:
+def _remember_in_address(key: str, param: str, choices: list[str], default: str, what: str) -> None:
     """Keep the sidebar choice ``key`` valid and in the address (``?param=value``): a reload
-    starts a new session, which takes the choice back from the address instead of resetting it."""
+    starts a new session, which takes the choice back from the address instead of resetting it.
+    An address that names a choice this store does not have (a mistyped or old link) says so in
+    the sidebar when it is opened, instead of switching without a word."""
     if st.session_state.get(key) not in choices:
         asked = st.query_params.get(param)
         st.session_state[key] = asked if asked in choices else default
+        if asked is not None and asked not in choices:
+            st.warning(
+                f"The address asks for {what} “{plain(asked)}”, which is not here; showing "
+                f"“{plain(default)}” instead."
+            )
     if st.query_params.get(param) != st.session_state[key]:
         st.query_params[param] = st.session_state[key]
 

@@ -56,6 +56,21 @@ def test_a_filter_with_no_match_says_so(demo_env):
     assert any("No image matches" in i.value for i in at.info)
 
 
+def test_a_link_to_a_dataset_that_is_not_there_says_so(demo_env):
+    """A mistyped or old link (``?dataset=nosuch``) opens the demo with a warning naming both;
+    a link to a dataset that exists opens it without one."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["dataset"] = "nosuch"
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="dataset").value == "demo"
+    assert any("“nosuch”" in w.value and "“demo”" in w.value for w in at.sidebar.warning)
+    plain = AppTest.from_file(APP, default_timeout=60)
+    plain.query_params["dataset"] = "demo"
+    plain.run()
+    assert not any("address asks" in w.value for w in plain.sidebar.warning)
+
+
 def test_open_shows_the_detail_view_with_reference_outline(demo_env):
     """Open shows the full frame, the reference rater's outline and the grade history."""
     at = _browse()
