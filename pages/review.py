@@ -99,18 +99,22 @@ def _fmt(value: float | None) -> str:
 
 def summary_metrics(summary: dict[str, Any]) -> None:
     """The headline figures: images, mean IoU and Dice, grade accuracy, quadratic kappa."""
+    kq = summary.get("kappa_quadratic")
     if summary["n"] < FEW_IMAGES:
+        grades = (
+            "a kappa from so few may be 0 or 1 by chance (its 95 % interval is under the ? beside it)"
+            if kq
+            else "grade figures need at least two images graded by both sides"
+        )
         st.warning(
             f"Only {summary['n']} image{'s are' if summary['n'] != 1 else ' is'} compared: these "
-            "figures are rough, and a kappa "
-            "from so few may be 0 or 1 by chance (see its 95 % interval)."
+            f"figures are rough, and {grades}."
         )
     m = st.columns(5)
     m[0].metric("Images", summary["n"])
     m[1].metric("Mean IoU", _fmt(summary.get("iou_mean")))
     m[2].metric("Mean Dice", _fmt(summary.get("dice_mean")))
     m[3].metric("Grade accuracy", _fmt(summary.get("grade_accuracy")))
-    kq = summary.get("kappa_quadratic")
     m[4].metric("Quadratic kappa", _fmt(kq[0] if kq else None),
                 help=f"95 % CI {kq[1]:.2f} to {kq[2]:.2f}" if kq else None)  # fmt: skip
 
@@ -119,7 +123,10 @@ def agreement_figures(comparison: Comparison) -> None:
     """IoU histogram, grade confusion, ROC and Bland-Altman plots, and every kappa."""
     left, right = st.columns(2)
     left.plotly_chart(iou_histogram(comparison), key="rev_hist")
-    right.plotly_chart(confusion_heatmap(comparison), key="rev_confusion")
+    if "confusion" in comparison.summary:
+        right.plotly_chart(confusion_heatmap(comparison), key="rev_confusion")
+    else:
+        right.info("No grade matrix yet: fewer than two images are graded by both sides.")
     roc, ba = roc_figure(comparison), bland_altman_figure(comparison)
     if roc is not None:
         left.plotly_chart(roc, key="rev_roc")

@@ -136,6 +136,22 @@ def test_review_page_shows_agreement_on_the_demo(demo):
     assert any("Only 8 images are compared" in w.value for w in at.warning)
 
 
+def test_one_image_graded_by_both_gets_no_empty_grade_matrix(demo):
+    """With one image graded by both sides the page says grade figures need two, and shows no
+    all-zero confusion matrix in their place."""
+    store, ds = demo
+    first = store.list_images(ds.id)[0]
+    store.ensure_rater("newcomer")
+    store.save_grade(first.id, "newcomer", devita=2)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/review.py").run()
+    at.selectbox(key="rev_b").select("rater newcomer").run()
+    assert not at.exception, at.exception
+    assert any("need at least two images graded by both" in w.value for w in at.warning)
+    assert any("No grade matrix yet" in i.value for i in at.info)
+    assert not [c for c in at.get("plotly_chart") if "grades" in c.proto.spec]
+
+
 def test_review_says_which_raters_a_consensus_compared_with_one_of_them_is_made_of(demo):
     """The consensus option lists every rater; compared with rater A, the page says it is the
     consensus of the others (she is left out of it), and says nothing for the reference pair."""

@@ -43,6 +43,7 @@ def confusion_heatmap(comparison: Comparison, scale: str = "de Vita") -> go.Figu
         x=[f"B {g}" for g in range(4)],
         y=[f"A {g}" for g in range(4)],
         color_continuous_scale="Blues",
+        zmin=0,
     )
     fig.update_layout(title=f"{scale} grades", **_LAYOUT)
     return fig
