@@ -299,6 +299,16 @@ def grading_panel(visible: VisibleLabels, reading: Reading, *, doppler: bool = F
             tuple(f"{modifier}{g}" for g in GRADES),
             meanings,
         )
+    cleared = [
+        f"{label} {getattr(last, field)}"
+        for label, field, _, _ in GRADE_SCALES
+        if last is not None and getattr(last, field) is not None and chosen[field] is None
+    ]
+    if cleared:  # a click on the chosen grade clears it; saving cannot delete a saved grade
+        st.caption(
+            f"No grade chosen where you saved {', '.join(cleared)} before: Save keeps that earlier "
+            "grade (saved labels are never deleted). Pick a grade to replace it."
+        )
     st.html(HIDDEN_SHORTCUTS_CSS)
     st.caption(
         "Keys: 0-3 de Vita grade, Shift+0-3 OMERACT grade, "

@@ -145,3 +145,18 @@ def test_grade_shortcut_buttons_set_the_grade(demo_env):
     at.button(key=f"{key}_key3").click().run()
     assert at.session_state[key] == 3
     assert any("de Vita 3:" in c.value for c in at.caption)
+
+
+def test_clearing_a_saved_grade_says_save_keeps_it(demo_env):
+    """The rater's saved grade comes back chosen; a click clears it, and the page says that Save
+    keeps the earlier grade rather than leaving her to find the old one in the history."""
+    at = _annotate()
+    image_id = at.session_state["ann_image_id"]
+    with LabelStore(demo_env.db_url) as store:
+        store.save_grade(image_id, RATER, devita=2)
+    at = _annotate()
+    key = f"ann_devita_{image_id}_0_{RATER}"
+    assert at.session_state[key] == 2
+    assert not any("Save keeps that earlier grade" in c.value for c in at.caption)
+    at.segmented_control(key=key).set_value(None).run()
+    assert any("saved de Vita 2 before: Save keeps that earlier" in c.value for c in at.caption)
