@@ -484,17 +484,12 @@ def train_segmenter(
     history: dict[str, list[float]] = {}
     best_epoch = 0
     first = min(int(freeze_encoder_epochs), epochs - 1) if frozen else 0
-    for phase_epochs, phase_rate, freeze in (
-        (first, rate, True),
-        (epochs - first, rate, False),
-    ):
+    for phase_epochs, freeze in ((first, True), (epochs - first, False)):
         if phase_epochs <= 0:
             continue
         for layer in frozen:
             layer.trainable = not freeze
-        model.compile(
-            optimizer=keras.optimizers.Adam(phase_rate), loss=bce_dice_loss, metrics=[iou]
-        )
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss=bce_dice_loss, metrics=[iou])
         done = len(history.get("loss", []))
         phase, best = _fit(
             model,
