@@ -118,6 +118,13 @@ def is_doppler(signal: np.ndarray) -> bool:
     return int(np.count_nonzero(signal)) >= MIN_SIGNAL_PX
 
 
+def doppler_frame_signal(rgb: np.ndarray, fov: Rect | None = None) -> np.ndarray | None:
+    """The Doppler signal of a colour frame (:func:`doppler_signal`) when there is enough of it
+    to call the frame a Doppler frame (:func:`is_doppler`), else None."""
+    signal = doppler_signal(rgb, fov)
+    return signal if is_doppler(signal) else None
+
+
 def vascular_caption(signal: np.ndarray | None, mask: np.ndarray | None) -> str | None:
     """``"Doppler: vascular fraction 12.3 % inside the gland"`` for a Doppler frame's signal and a
     gland mask; ``None`` for a frame that is not Doppler (no signal) or without a mask."""

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from sgus_core.errors import ImageReadError
-from sgus_core.imaging.doppler import doppler_signal, is_doppler
+from sgus_core.imaging.doppler import doppler_frame_signal
 from sgus_core.imaging.fov import detect_fov
 from sgus_core.imaging.frame import Frame, Rect
 from sgus_core.settings import DEFAULT_MAX_PIXELS
@@ -562,9 +562,8 @@ def read_frames(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Fra
     for index, (pixels, spacing, metadata, rgb) in enumerate(decoded):
         metadata["fov_source"] = source
         frame_fov = fov if pixels.shape == first.shape else detect_fov(pixels)
-        signal = doppler_signal(rgb, frame_fov) if rgb is not None else None
-        metadata["doppler"] = signal is not None and is_doppler(signal)
-        kept = signal if metadata["doppler"] else None
+        kept = doppler_frame_signal(rgb, frame_fov) if rgb is not None else None
+        metadata["doppler"] = kept is not None
         frames.append(Frame(pixels, spacing, frame_fov, index, metadata, kept))
     return frames
 

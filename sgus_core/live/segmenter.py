@@ -58,12 +58,12 @@ class LiveResult:
         """``"Doppler: vascular fraction 12.3 % inside the gland"`` when the frame is a colour or
         power Doppler frame (coloured flow inside its field of view), else ``None``. Measured on
         request (the page asks once a second), not on every frame of the video."""
-        from sgus_core.imaging.doppler import doppler_signal, is_doppler, vascular_caption
+        from sgus_core.imaging.doppler import doppler_frame_signal, vascular_caption
 
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
             return None
-        signal = doppler_signal(self.image, self.frame.fov)
-        return vascular_caption(signal, self.prediction.mask) if is_doppler(signal) else None
+        return vascular_caption(doppler_frame_signal(self.image, self.frame.fov),
+                                self.prediction.mask)  # fmt: skip
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
