@@ -56,12 +56,13 @@ class Prediction:
 
     def confidence_warning(self) -> str | None:
         """A sentence for an outline the network is unsure of (or an empty one), else None."""
-        if self.confidence is None:
+        confidence = self.confidence  # a mean over the mask: measured once
+        if confidence is None:
             return "The model found no gland in this frame: outline it by hand."
-        if self.confidence >= LOW_CONFIDENCE:
+        if confidence >= LOW_CONFIDENCE:
             return None
         return (
-            f"The model is unsure of this outline (mean gland probability {self.confidence:.2f}, "
+            f"The model is unsure of this outline (mean gland probability {confidence:.2f}, "
             f"below {LOW_CONFIDENCE:.2f}): on frames unlike its training data such outlines are "
             "often wrong, and so is a grade read inside them. Check it, or draw a box for the "
             "prompted model, before relying on it."
