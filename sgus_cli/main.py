@@ -212,7 +212,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
     from sgus_core.inference import files as predict_files
     from sgus_core.inference import segment_frames
-    from sgus_core.inference.pipeline import segment_prompted
+    from sgus_core.inference.pipeline import LOW_CONFIDENCE, segment_prompted
     from sgus_core.inference.prompts import read_prompts_csv
     from sgus_core.inference.registry import load_pipeline, load_prompted
 
@@ -231,9 +231,9 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
         skipped.append((name, "has a prompt but is not among the inputs"))
     out.mkdir(parents=True, exist_ok=True)
     with_mm = any(job.frame.spacing_mm for job in jobs)
-    columns = predict_files.CSV_COLUMNS if with_mm else predict_files.CSV_COLUMNS[:-1]
+    columns = predict_files.csv_columns(with_mm)
     videos: dict[Path, list] = {}
-    written = 0
+    written = unsure = 0
     with (out / "predictions.csv").open("w", newline="") as handle, progress_bar("predict") as bar:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -262,6 +262,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
                 prediction = results[job.stem]
                 predict_files.write_outputs(out, job, prediction, writer)
                 written += 1
+                unsure += prediction.confidence_warning() is not None
                 if job.video is not None:
                     videos.setdefault(job.video, []).append(prediction.overlay)
             bar(min(start + batch, len(jobs)), len(jobs))
@@ -272,6 +273,11 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
         f"predicted {written} frames with {segmenter.name}{with_prompt}; "
         f"wrote {out / 'predictions.csv'}"
     )
+    if unsure:
+        print(
+            f"  unsure of {unsure} of {written} frames (confidence below {LOW_CONFIDENCE:.2f} "
+            "or no gland found): check those outlines"
+        )
     for where, reason in skipped:
         print(f"  skipped {where}: {reason}")
     return 0

@@ -34,8 +34,9 @@ def tiny_models(tmp_path, monkeypatch):
     return models
 
 
-def test_predict_writes_masks_overlays_contours_csv_and_video(tmp_path, tiny_models):
-    """Files, folders and a video give one mask, overlay and contour per frame, the CSV and an MP4."""
+def test_predict_writes_masks_overlays_contours_csv_and_video(tmp_path, tiny_models, capsys):
+    """Files, folders and a video give one mask, overlay and contour per frame, the CSV and an MP4;
+    an untrained network is unsure of every outline, and the CSV and the summary say so."""
     folder = tmp_path / "frames"
     folder.mkdir()
     for seed in (1, 2):
@@ -57,7 +58,10 @@ def test_predict_writes_masks_overlays_contours_csv_and_video(tmp_path, tiny_mod
     with (out / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0])[:8] == ["image", "model", "grade", "p0", "p1", "p2", "p3", "area_px"]
+    assert list(rows[0])[-1] == "confidence"  # added after the others: always last
     assert len(rows) == 5 and rows[0]["model"] == "tiny"
+    assert all(r["confidence"] == "" or float(r["confidence"]) < 0.8 for r in rows)
+    assert "unsure of 5 of 5 frames" in capsys.readouterr().out
     assert (out / "clip_overlay.mp4").stat().st_size > 0
 
 

@@ -2,8 +2,8 @@
 
 Per frame: ``masks/<stem>.png`` (0/255, the frame's size), ``overlays/<stem>.png`` (contour over
 the frame), ``contours/<stem>.txt`` (one ``x y`` per line); for all: ``predictions.csv`` with
-``image, model, grade, p0, p1, p2, p3, area_px[, area_mm2]``; for a video also
-``<stem>_overlay.mp4``. Frames that belong to a dataset in the store get their prediction stored.
+``image, model, grade, p0, p1, p2, p3, area_px[, area_mm2], confidence``; for a video also
+``<stem>_overlay.mp4``. Nothing is written to the labels store.
 """
 
 from __future__ import annotations
@@ -132,18 +132,24 @@ def write_outputs(
     )
     np.savetxt(out_dir / "contours" / f"{job.stem}.txt", prediction.contour, fmt="%d")
     probs = list(prediction.grade_probabilities or (None, None, None, None))
+    confidence = prediction.confidence
     row = {
         "image": str(job.source) if job.video is None else f"{job.source}#{job.frame.frame_index}",
         "model": prediction.model,
         "grade": "" if prediction.grade is None else prediction.grade,
         "area_px": prediction.area_px,
         "area_mm2": "" if prediction.area_mm2 is None else f"{prediction.area_mm2:.2f}",
+        "confidence": "" if confidence is None else f"{confidence:.4f}",
     }
     row.update({f"p{i}": "" if p is None else f"{p:.4f}" for i, p in enumerate(probs)})
     writer.writerow(row)
 
 
-CSV_COLUMNS = ["image", "model", "grade", "p0", "p1", "p2", "p3", "area_px", "area_mm2"]
+def csv_columns(with_mm: bool) -> list[str]:
+    """The columns of ``predictions.csv``: ``area_mm2`` only when some frame has a pixel spacing;
+    ``confidence`` (added later, so always last) the mean gland probability inside the mask."""
+    area = ["area_px", "area_mm2"] if with_mm else ["area_px"]
+    return ["image", "model", "grade", "p0", "p1", "p2", "p3", *area, "confidence"]
 
 
 def write_video(path: Path, overlays: list[np.ndarray], source: Path) -> None:
