@@ -123,8 +123,9 @@ def agreement_figures(comparison: Comparison) -> None:
     """IoU histogram, grade confusion, ROC and Bland-Altman plots, and every kappa."""
     left, right = st.columns(2)
     left.plotly_chart(iou_histogram(comparison), key="rev_hist")
-    if "confusion" in comparison.summary:
-        right.plotly_chart(confusion_heatmap(comparison), key="rev_confusion")
+    confusion = confusion_heatmap(comparison)
+    if confusion is not None:
+        right.plotly_chart(confusion, key="rev_confusion")
     else:
         right.info("No grade matrix yet: fewer than two images are graded by both sides.")
     roc, ba = roc_figure(comparison), bland_altman_figure(comparison)
@@ -154,8 +155,9 @@ def doppler_agreement(comparison: Comparison) -> None:
     kq = summary.get("doppler_kappa_quadratic")
     m[2].metric("Doppler quadratic kappa", _fmt(kq[0] if kq else None),
                 help=f"95 % CI {kq[1]:.2f} to {kq[2]:.2f}" if kq else None)  # fmt: skip
-    if "doppler_confusion" in summary:
-        st.plotly_chart(confusion_heatmap(comparison, "OMERACT Doppler"), key="rev_doppler")
+    doppler = confusion_heatmap(comparison, "OMERACT Doppler")
+    if doppler is not None:
+        st.plotly_chart(doppler, key="rev_doppler")
 
 
 def worst_cases(comparison: Comparison) -> None:

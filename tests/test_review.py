@@ -150,6 +150,11 @@ def test_one_image_graded_by_both_gets_no_empty_grade_matrix(demo):
     assert any("need at least two images graded by both" in w.value for w in at.warning)
     assert any("No grade matrix yet" in i.value for i in at.info)
     assert not [c for c in at.get("plotly_chart") if "grades" in c.proto.spec]
+    # nor does the HTML report of the same pair (the full demo report draws it)
+    one = compare(store, ds.id, Source("rater", "reference"), Source("rater", "newcomer"))
+    full = compare(store, ds.id, Source("rater", "reference"), Source("rater", "simulated-rater-B"))
+    assert '"text":"de Vita grades"' not in build_report(one, dataset="demo")
+    assert '"text":"de Vita grades"' in build_report(full, dataset="demo")
 
 
 def test_review_says_which_raters_a_consensus_compared_with_one_of_them_is_made_of(demo):

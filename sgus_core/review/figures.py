@@ -32,11 +32,14 @@ def iou_histogram(comparison: Comparison) -> go.Figure:
     return fig
 
 
-def confusion_heatmap(comparison: Comparison, scale: str = "de Vita") -> go.Figure:
+def confusion_heatmap(comparison: Comparison, scale: str = "de Vita") -> go.Figure | None:
     """The confusion matrix of one grade scale (rows: source A, columns: source B): ``"de
-    Vita"`` or ``"OMERACT Doppler"`` (the images both sides graded on it)."""
+    Vita"`` or ``"OMERACT Doppler"`` (the images both sides graded on it); None when the
+    comparison has no matrix (fewer than two images graded by both sides)."""
     key = "doppler_confusion" if scale == "OMERACT Doppler" else "confusion"
-    matrix = np.array(comparison.summary.get(key, np.zeros((4, 4))))
+    if key not in comparison.summary:
+        return None
+    matrix = np.array(comparison.summary[key])
     fig = px.imshow(
         matrix,
         text_auto=True,

@@ -93,9 +93,7 @@ def build_report(comparison: Comparison, *, dataset: str, data_note: str = "") -
         for f in (
             iou_histogram(comparison),
             confusion_heatmap(comparison),
-            confusion_heatmap(comparison, "OMERACT Doppler")
-            if "doppler_confusion" in comparison.summary
-            else None,
+            confusion_heatmap(comparison, "OMERACT Doppler"),
             roc_figure(comparison),
             bland_altman_figure(comparison),
         )
