@@ -18,8 +18,21 @@ if not signed_in():  # serve mode: nothing but the sign-in form until someone si
     st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:")]).run()
     st.stop()
 
+# Served at the root; its own pathname (reserved, never served) is not "browse", the alias's.
+browse = st.Page(
+    "pages/browse.py", title="Browse", icon=":material/grid_view:", default=True, url_path="home"
+)
+
+
+def browse_alias() -> None:
+    """``/browse`` (Browse is the root page ``/``, but people type its name) goes to Browse,
+    keeping the address's query (``?image=``, ``?dataset=``) instead of "Page not found"."""
+    st.switch_page(browse, query_params=st.query_params.to_dict())
+
+
 pages = [
-    st.Page("pages/browse.py", title="Browse", icon=":material/grid_view:", default=True),
+    browse,
+    st.Page(browse_alias, title="Browse", url_path="browse", visibility="hidden"),
     st.Page("pages/predict.py", title="Predict", icon=":material/model_training:"),
     st.Page("pages/live.py", title="Live", icon=":material/videocam:"),
     st.Page("pages/annotate.py", title="Annotate", icon=":material/draw:"),

@@ -9,7 +9,8 @@ pytestmark = pytest.mark.browser
 
 
 def test_app_opens_on_the_browse_page_and_opens_an_image(app_url, page):
-    """The start page is Browse with thumbnails; Open shows the detail view with its outline list."""
+    """The start page is Browse with thumbnails; Open shows the detail view with its outline list,
+    and so does the same address under ``/browse``."""
     page.goto(app_url)
     page.get_by_role("heading", name="Browse").wait_for(timeout=60_000)
     page.get_by_text("8 images", exact=False).wait_for(timeout=30_000)
@@ -20,3 +21,7 @@ def test_app_opens_on_the_browse_page_and_opens_an_image(app_url, page):
     page.get_by_role("button", name="Back to the grid").wait_for(timeout=30_000)
     page.get_by_text("Grades", exact=True).wait_for(timeout=30_000)
     assert "image=" in page.url
+    # The page's name as an address opens the same image (Browse itself lives at the root).
+    page.goto(page.url.replace("/?", "/browse?"))
+    page.get_by_role("button", name="Back to the grid").wait_for(timeout=30_000)
+    expect(page.get_by_text("Page not found")).to_have_count(0)
