@@ -66,12 +66,13 @@ def choose_model() -> tuple[str, str | None]:
     return model, source
 
 
-def uploaded_frame() -> tuple[imaging.Frame | None, np.ndarray | None]:
-    """An uploaded frame and, optionally, its gland mask to check the model against."""
+def uploaded_frame() -> tuple[imaging.Frame | None, np.ndarray | None, str]:
+    """An uploaded frame, optionally its gland mask to check the model against, and the file's
+    stem (the downloads are named after it)."""
     upload = st.file_uploader("Frame (PNG, JPEG, BMP, TIFF, DICOM)", key="pred_upload")
     mask_upload = st.file_uploader("Its gland mask, to check the model (optional)", key="pred_mask")
     if upload is None:
-        return None, None
+        return None, None, ""
     truth = None
     with tempfile.TemporaryDirectory() as tmp, stop_on_error():
         path = Path(tmp) / (Path(upload.name).name or "upload")
@@ -85,11 +86,12 @@ def uploaded_frame() -> tuple[imaging.Frame | None, np.ndarray | None]:
                 truth = imaging.read_mask_file(mask_path, frame.pixels.shape)
             except SgusError as exc:
                 st.warning(f"{exc} The prediction below is not checked against a mask.")
-    return frame, truth
+    return frame, truth, path.stem
 
 
-def dataset_frame(labels_store: LabelStore, dataset: Dataset) -> imaging.Frame:
-    """A frame chosen from the dataset; stops when the dataset is empty or the frame unreadable."""
+def dataset_frame(labels_store: LabelStore, dataset: Dataset) -> tuple[imaging.Frame, str]:
+    """A frame chosen from the dataset and its file's stem; stops when the dataset is empty or
+    the frame unreadable."""
     images = labels_store.list_images(dataset.id)
     if not images:
         st.info("This dataset has no images yet.")
@@ -106,7 +108,7 @@ def dataset_frame(labels_store: LabelStore, dataset: Dataset) -> imaging.Frame:
         frame = load_frame(labels_store, chosen)
     if frame.spacing_mm is None and chosen.spacing_mm is not None:  # spacing from the import CSV
         frame = replace(frame, spacing_mm=chosen.spacing_mm)
-    return frame
+    return frame, Path(chosen.path).stem
 
 
 def predict_whole_dataset(dataset: Dataset, model: str) -> None:
@@ -165,10 +167,13 @@ def area_and_grade(prediction: Prediction) -> None:
     unsure = prediction.confidence_warning()
     if unsure:
         st.warning(unsure)
-    cols = st.columns(2)
-    cols[0].metric("Gland area", f"{prediction.area_px:,} px")
+    # One metric the column's full width (two side by side were cut to "12,3..." on a laptop).
     if prediction.area_mm2 is not None:
-        cols[1].metric("Area", f"{prediction.area_mm2:.0f} mm²")
+        st.metric("Gland area", f"{prediction.area_mm2:.0f} mm²")
+        st.caption(f"{prediction.area_px:,} pixels at the frame's pixel spacing")
+    else:
+        st.metric("Gland area", f"{prediction.area_px:,} px",
+                  help="The frame does not give its pixel spacing, so no area in mm².")  # fmt: skip
     if prediction.grade_probabilities and prediction.grade is not None:
         st.metric("Predicted de Vita grade", prediction.grade)
         st.caption(DEVITA_GRADES[prediction.grade])
@@ -177,17 +182,18 @@ def area_and_grade(prediction: Prediction) -> None:
         st.plotly_chart(bars, key="pred_grades")
 
 
-def contour_downloads(prediction: Prediction) -> None:
-    """The contour's points and the downloads of contour and mask."""
+def contour_downloads(prediction: Prediction, stem: str) -> None:
+    """The contour's points and the downloads of contour and mask, named after the frame's file
+    (``<stem>_contour.txt``, ``<stem>_mask.png``: several downloads do not overwrite each other)."""
     points = pd.DataFrame(prediction.contour, columns=["x", "y"])
     st.markdown(f"#### Contour ({len(points)} points)")
     st.dataframe(points, height=200, hide_index=True, key="pred_points")
     st.download_button("Download contour (x y)", points.to_csv(sep=" ", index=False, header=False),
-                       file_name="contour.txt", key="pred_download")  # fmt: skip
+                       file_name=f"{stem}_contour.txt", key="pred_download")  # fmt: skip
     st.download_button(
         "Download mask (PNG)",
         imaging.encode_mask_png(prediction.mask),
-        file_name="mask.png",
+        file_name=f"{stem}_mask.png",
         key="pred_mask_download",
     )
 
@@ -199,11 +205,11 @@ def render() -> None:
     st.title("Predict")
     model, source = choose_model()
     segmenter, grader = pipeline(model)
-    frame, truth = None, None
+    frame, truth, stem = None, None, ""
     if source == "upload a file":
-        frame, truth = uploaded_frame()
+        frame, truth, stem = uploaded_frame()
     elif dataset is not None:
-        frame = dataset_frame(labels_store, dataset)
+        frame, stem = dataset_frame(labels_store, dataset)
         predict_whole_dataset(dataset, model)
     if frame is None:
         st.stop()
@@ -222,7 +228,7 @@ def render() -> None:
         area_and_grade(prediction)
         if truth is not None:
             mask_check(frame, prediction, truth)
-        contour_downloads(prediction)
+        contour_downloads(prediction, stem)
     st.caption(
         f"Model {prediction.model} · runtime {used.runtime} · FOV {prediction.fov.as_tuple()}"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -19,17 +20,29 @@ def env(one_patient_demo):
     return one_patient_demo
 
 
-def test_predict_page_shows_outline_heat_map_and_contour(env):
+def test_predict_page_shows_outline_heat_map_and_contour(env, monkeypatch):
     """A dataset frame gets its overlay, probability heat map, area and contour table."""
+    import streamlit
+
+    names: set[str] = set()
+    offer = streamlit.download_button
+
+    def recorded(*args, **kwargs):  # the file name a browser saves a download under
+        names.add(kwargs["file_name"])
+        return offer(*args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "download_button", recorded)
     at = AppTest.from_file(APP, default_timeout=120)
     at.switch_page("pages/predict.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Predict"
     assert len(at.get("image")) == 1
-    assert any(m.label == "Gland area" for m in at.metric)
     assert any("Contour" in m.value for m in at.markdown)
     # The demo CSV gives each frame's pixel spacing: the area in mm² is shown as in Browse.
-    assert any(m.label == "Area" and m.value.endswith("mm²") for m in at.metric)
+    assert any(m.label == "Gland area" and m.value.endswith("mm²") for m in at.metric)
+    # The downloads are named after the frame's file, not one "mask.png" for every frame.
+    stem = Path(at.selectbox(key="pred_image").value.path).stem
+    assert names == {f"{stem}_contour.txt", f"{stem}_mask.png"}
     # The heat map keeps its own scale (Streamlit's theme would recolour 0 pink), 0 is black,
     # and it is sent at most 400 cells wide.
     heat = json.loads(at.get("plotly_chart")[0].proto.spec)
