@@ -101,7 +101,8 @@ class EditSession:
         if outcome.mask is not None:
             self.parent_id = outcome.mask.id
             messages.append(
-                f"Saved mask version v{outcome.mask.id} in {outcome.seconds * 1000:.0f} ms."
+                f"Saved mask version v{outcome.mask.id}; earlier versions are kept (Browse shows "
+                "the history)."
             )
         if outcome.stale_parent:
             messages.append(

@@ -4,7 +4,6 @@ is written (mask version, grades and status in one go, under the signed-in accou
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import cv2
@@ -116,11 +115,10 @@ def canvas_background(
 
 @dataclass(frozen=True)
 class SaveOutcome:
-    """What a save wrote, and how long it took."""
+    """What a save wrote."""
 
     mask: MaskVersion | None
     grade: Grade | None
-    seconds: float
 
     @property
     def stale_parent(self) -> bool:
@@ -157,7 +155,6 @@ def save_annotation(
         PermissionDenied: the account may not save this rater's labels.
         StoreError: invalid grades or status.
     """
-    start = time.perf_counter()
     version = None
     if mask is not None:
         source = "model-edited" if start_kind == START_MODEL else "manual"
@@ -186,4 +183,4 @@ def save_annotation(
             round_id=round_id,
         )
     labels.set_status(image_id, rater, status, reason=reason, round_id=round_id)
-    return SaveOutcome(version, grade, time.perf_counter() - start)
+    return SaveOutcome(version, grade)
