@@ -171,6 +171,12 @@ def worst_cases(comparison: Comparison) -> None:
         column_config={
             "open": st.column_config.LinkColumn("open in Browse", display_text="open"),
             "thumbnail": st.column_config.ImageColumn("frame"),
+            "hd95": st.column_config.NumberColumn(
+                "HD95",
+                format="%.1f",
+                help="95th-percentile distance between the two outlines: mm where the frame "
+                "has a pixel spacing, else pixels",
+            ),
         },
         row_height=60,
         hide_index=True,

@@ -66,6 +66,7 @@ PROMPT_TOOLS = {  # tool label -> (Fabric drawing mode, stroke colour)
 MEASURE_TOOLS = {"caliper (mm)": ("line", CALIPER_COLOUR)}  # measured, never in the mask
 
 
+TOOL_LABELS = {"freedraw": "freehand", "rect": "rectangle"}  # the canvas's names, in words
 TOOL_HINTS = {
     "polygon": "Polygon: click each corner, then click the first corner again to close it; "
     "it joins the mask (or, on erase, leaves it) once closed. Click a corner to remove it.",
@@ -144,6 +145,7 @@ def pen_settings(*, prompts: bool = False, has_fov: bool = True) -> tuple[Pen, V
         "Tool",
         kinds,
         key="ann_tool",
+        format_func=lambda k: TOOL_LABELS.get(k, k),
         help="box (model): drag a box around the gland and the model outlines it; "
         "then click on the gland or beside it to correct the outline",
     )

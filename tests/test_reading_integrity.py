@@ -121,6 +121,7 @@ def test_an_unsaved_edit_survives_a_page_switch(demo_env):
     assert not at.exception, at.exception
     assert _start(at).value == "empty"
     assert at.selectbox(key="ann_tool").value == "rect"
+    assert {"freehand", "rectangle"} <= set(at.selectbox(key="ann_tool").options)  # in words
     assert _area_caption(at) == before
     assert not at.button(key="ann_undo").disabled
 
