@@ -11,7 +11,7 @@ from sgus_core.study.rounds import create_repeat_round, sample_round_images
 from sgus_core.vocabulary import GLANDS
 from sgus_ui.state import account_store, page_dataset, reader_store, require_account
 from sgus_ui.text import plain
-from sgus_ui.widgets import records_table
+from sgus_ui.widgets import local_time, records_table
 
 if TYPE_CHECKING:
     from sgus_core.auth import Account
@@ -34,8 +34,8 @@ def rounds_table(rounds: list[StudyRound]) -> None:
             "blind": r.blind,
             "shuffled": r.shuffled,
             "repeat of": next((p.name for p in rounds if p.id == r.repeat_of), ""),
-            "created": r.created_at,
-            "closed": r.closed_at or "open",
+            "created": local_time(r.created_at),
+            "closed": local_time(r.closed_at) or "open",
         }
         for r in rounds
     ]

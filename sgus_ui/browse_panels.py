@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
-from sgus_ui.widgets import records_table
+from sgus_ui.widgets import local_time, records_table
 
 if TYPE_CHECKING:
     from sgus_core.browse import ImageDetail
@@ -70,7 +70,7 @@ def grades_table(detail: ImageDetail) -> None:
         return
     rows = [
         {
-            "when": g.created_at,
+            "when": local_time(g.created_at),
             "rater": g.rater,
             "de Vita": g.devita,
             "OMERACT": g.omeract,
@@ -100,11 +100,9 @@ def history_table(detail: ImageDetail) -> None:
     if not history:
         st.caption("No history yet.")
         return
-    st.dataframe(
-        pd.DataFrame(history).sort_values("when", ascending=False),
-        hide_index=True,
-        key="browse_history",
-    )
+    table = pd.DataFrame(history).sort_values("when", ascending=False)  # by the stored time
+    table["when"] = table["when"].map(local_time)
+    st.dataframe(table, hide_index=True, key="browse_history")
 
 
 EXPORT_FORMAT_NAMES = {

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import streamlit as st
@@ -23,6 +25,24 @@ if TYPE_CHECKING:
     from sgus_core.inference import Prediction
 
 DASH = "–"  # shown for a value that is not there (no grade, no figure)
+
+
+def _browser_zone() -> tzinfo:
+    """The reader's time zone as the browser reports it (UTC when it does not say)."""
+    try:
+        return ZoneInfo(st.context.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def local_time(when: datetime | None) -> str:
+    """A stored time (UTC) in the reader's own time zone, to the minute: ``2026-12-07 19:04
+    CET`` (empty for None). The store keeps UTC; a clinic reads its own clock."""
+    if when is None:
+        return ""
+    if when.tzinfo is None:  # stored times are UTC
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(_browser_zone()).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @contextmanager

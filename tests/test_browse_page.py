@@ -83,6 +83,22 @@ def test_open_shows_the_detail_view_with_reference_outline(demo_env):
     assert at.title[0].value == "Browse"
 
 
+def test_grade_and_mask_times_show_in_the_readers_time_zone(demo_env):
+    """The store keeps UTC; a reader in Tokyo sees the history in Japan time, one without a
+    reported zone in UTC, each marked with its zone."""
+    for zone, mark in (("Asia/Tokyo", "JST"), (None, "UTC")):
+        at = AppTest.from_file(APP, default_timeout=60)
+        if zone:
+            at.context = {"timezone": zone}
+        at.run()
+        next(b for b in at.button if b.label == "Open").click().run()
+        assert not at.exception, at.exception
+        timed = [d.value["when"] for d in at.dataframe if "when" in d.value]
+        assert len(timed) == 2  # the grades and the history of masks and status
+        for when in timed:
+            assert len(when) and all(w.endswith(f" {mark}") for w in when), list(when)
+
+
 def test_outline_legend_names_colours_that_stay_with_the_rater(demo_env):
     """The legend names each outline's colour (no hex codes), and a rater keeps her colour when
     a rater whose name sorts before hers is added (colours follow the rater, not the list)."""
