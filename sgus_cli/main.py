@@ -190,6 +190,15 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     for design, report in (cv.get("designs") or {}).items():
         chosen = " (kept)" if design == cv.get("chosen") else ""
         print(f"  {design}{chosen}: {_grade_summary(report)}")
+    frame = cv.get("frame_statistics_baseline")
+    if frame:
+        ci = frame.get("kappa_ci95")
+        interval = f" (95 % {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
+        verdict = "beaten by the kept grader" if frame["beaten"] else "NOT beaten"
+        print(
+            f"  baseline, frame statistics (no mask): kappa {frame['kappa_quadratic']:.3f}"
+            f"{interval}, accuracy {frame['accuracy']:.3f}; {verdict}"
+        )
     for key, value in card.get("test_metrics", {}).items():
         if isinstance(value, int | float):
             print(f"  test {key}: {value:.4g}")

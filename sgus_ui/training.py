@@ -111,6 +111,7 @@ def finished_card(card: dict[str, Any], request: TrainRequest, can_manage: bool)
                     }
                     for d, rep in designs.items()
                 ]
+                + _frame_baseline_row(card)
             ),
             hide_index=True,
         )
@@ -128,3 +129,20 @@ def finished_card(card: dict[str, Any], request: TrainRequest, can_manage: bool)
 
 def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _frame_baseline_row(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The frame-statistics baseline as one more row of the designs' table (none without it)."""
+    frame = (card.get("cross_validation") or {}).get("frame_statistics_baseline")
+    if not frame:
+        return []
+    return [
+        {
+            "design": "baseline: frame statistics (no mask)",
+            "kappa": frame["kappa_quadratic"],
+            "95 % interval": frame.get("kappa_ci95"),
+            "accuracy": frame["accuracy"],
+            "majority baseline": None,
+            "kept": False,
+        }
+    ]

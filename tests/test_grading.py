@@ -103,6 +103,10 @@ def test_both_designs_are_compared_and_the_better_is_kept(tmp_path):
     for report in cv["designs"].values():
         assert len(report["kappa_ci95"]) == 2 and len(report["recall_per_grade"]) == 4
         assert "accuracy" in report["baseline"] and len(report["folds"]) == 3
+    # beside the designs, the same features over the whole frame: the masks beat it here
+    frame = cv["frame_statistics_baseline"]
+    assert "whole field of view" in frame["rule"] and frame["beaten"] is True
+    assert frame["kappa_quadratic"] < run.report["kappa_quadratic"]
     assert weights.suffix == ".npz"
     grader = load_model("g", tmp_path)
     x = np.stack([grader_input(s.image, s.mask, grader) for s in samples[:4]])
@@ -117,6 +121,28 @@ def test_both_designs_are_compared_and_the_better_is_kept(tmp_path):
         4,
         4,
     )  # the record keeps it loadable
+
+
+def test_masks_that_miss_the_gland_lose_to_the_frame_statistics_baseline(tmp_path):
+    """Masks beside the gland (none of the foci inside them): the same features over the whole
+    frame grade better, and the run and the card say the masks add nothing. Without masks there
+    is no such baseline (it would be the feature grader itself)."""
+    from dataclasses import replace
+
+    beside = np.zeros((H, W), bool)
+    beside[:, :16] = True
+    run = train_grade(
+        [replace(s, mask=beside) for s in _graded(24)], design="grader_features", folds=3
+    )
+    assert run.frame_baseline is not None
+    assert run.frame_baseline["kappa_quadratic"] > 0.6 > run.report["kappa_quadratic"]
+    assert run.warning is not None and "frame-statistics baseline" in run.warning
+    _, card_path = save_grade_run(run, tmp_path, "beside")
+    card = json.loads(card_path.read_text())
+    assert card["cross_validation"]["frame_statistics_baseline"]["beaten"] is False
+    assert "frame-statistics baseline" in card["warning"]
+    plain = train_grade(_graded(24, masks=False), design="grader_features", folds=3)
+    assert plain.frame_baseline is None
 
 
 def test_a_grader_that_cannot_learn_is_warned_about(tmp_path):

@@ -201,6 +201,9 @@ def test_train_grade_compares_designs_and_evaluate_takes_the_grader(tmp_path, ti
     assert card["masks"]["predicted"] == 0  # the phantoms' outlines were imported with them
     assert len(card["test_metrics"]["kappa_ci95"]) == 2
     assert (tiny_models / "fg.npz").is_file()
+    assert card["cross_validation"]["frame_statistics_baseline"]["accuracy"] >= 0
+    assert main([*train, "--out", "fg2"]) == 0  # the table says it too
+    assert "baseline, frame statistics (no mask): kappa" in capsys.readouterr().out
     for flags in (["--grader", "fg"], ["--model", "fg"]):
         assert main(["evaluate", "--dataset", "s", *flags, "--json"]) == 0
         result = json.loads(capsys.readouterr().out)

@@ -67,6 +67,8 @@ def test_an_admin_trains_a_grader_and_makes_it_the_default(env):
     assert not at.exception, at.exception
     assert any("Saved clinic-grader" in s.value for s in at.success), [e.value for e in at.error]
     assert any("clinic-grader" in m.label and "kappa" in m.label for m in at.metric)
+    designs = next(d.value for d in at.dataframe if "design" in d.value)
+    assert "baseline: frame statistics (no mask)" in designs["design"].tolist()  # beside them
     at.button(key="train_make_default").click().run()
     defaults = json.loads((env.models_dir / "default.json").read_text())
     assert defaults["datasets"]["demo"]["grade"] == "clinic-grader"

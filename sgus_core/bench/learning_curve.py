@@ -216,7 +216,8 @@ def grader_benchmark(
     outlines, an upper bound).
 
     Returns:
-        ``{"family", "n", "masks", "designs": {design: report}, "chosen"}``.
+        ``{"family", "n", "masks", "designs": {design: report}, "chosen", "frame_baseline"
+        (the frame-statistics baseline's report; None with ``masks="fov"``), "warning"}``.
     """
     import dataclasses
 
@@ -250,6 +251,7 @@ def grader_benchmark(
         "masks": masks,
         "designs": run.reports,
         "chosen": run.design,
+        "frame_baseline": run.frame_baseline,
         "warning": run.warning,
     }
 
@@ -267,6 +269,14 @@ def format_grader(result: dict[str, Any]) -> str:
             f"accuracy {r['accuracy']:.3f}  majority baseline {r['baseline']['accuracy']:.3f}  "
             f"beats it on every fold: {'yes' if r['beats_baseline_every_fold'] else 'no'}  "
             f"recall per grade {' '.join(f'{v:.2f}' for v in r['recall_per_grade'])}"
+        )
+    frame = result.get("frame_baseline")
+    if frame:
+        lo, hi = frame.get("kappa_ci95") or (float("nan"), float("nan"))
+        lines.append(
+            f"  {'frame statistics':<16} kappa {frame['kappa_quadratic']:.3f} (95 % {lo:.3f}-"
+            f"{hi:.3f})  accuracy {frame['accuracy']:.3f}  (baseline: the same features over "
+            "the whole field of view, no mask)"
         )
     return "\n".join(lines)
 

@@ -290,7 +290,8 @@ def save_grade_run(
     A CNN is saved by :func:`save_model` (``<name>.keras``); a feature grader as
     ``<name>.npz``. The card's ``test_metrics`` are the kept design's out-of-fold figures (or its
     test-split figures without folds), ``cross_validation`` holds the protocol and every design's
-    figures, ``warning`` is set when the model does not beat the majority baseline.
+    figures and the frame-statistics baseline's, ``warning`` is set when the model does not beat
+    the majority baseline or the frame-statistics one.
 
     Returns:
         (weights_path, card_path).
@@ -305,6 +306,7 @@ def save_grade_run(
         "chosen": run.design,
         "chosen_by": "highest out-of-fold quadratic kappa",
         "designs": run.reports,
+        "frame_statistics_baseline": _frame_baseline(run),
     }
     extra = {
         "test_metrics": run.report,
@@ -371,6 +373,23 @@ def save_grade_run(
     except OSError as exc:
         raise ModelError(f"could not write model {name!r} to {models_dir}: {exc}") from exc
     return weights, card_path
+
+
+def _frame_baseline(run: GradeRun) -> dict[str, Any] | None:
+    """The card's frame-statistics baseline: its rule, figures, and whether the kept grader
+    beats it (None when no frame had a mask)."""
+    from sgus_core.training.grading import FRAME_BASELINE
+
+    base = run.frame_baseline
+    if base is None:
+        return None
+    return {
+        "rule": FRAME_BASELINE,
+        "kappa_quadratic": base["kappa_quadratic"],
+        "kappa_ci95": base["kappa_ci95"],
+        "accuracy": base["accuracy"],
+        "beaten": bool(run.report["kappa_quadratic"] > base["kappa_quadratic"]),
+    }
 
 
 def _split_text(run: GradeRun) -> str:

@@ -10,7 +10,11 @@ patient-grouped folds (:mod:`sgus_core.training.validation`):
   each fold's training patients.
 
 The design with the higher out-of-fold quadratic kappa is refitted on every frame (the CNN for
-the median of the folds' best epochs) and saved; both designs' figures go on the card. With
+the median of the folds' best epochs) and saved; both designs' figures go on the card, beside two
+baselines on the same folds: always the commonest grade (the *majority* baseline, in every
+design's report) and, when some frames have a gland mask, the same texture features over the
+whole field of view with the same logistic regression (the *frame-statistics* baseline: what a
+grader that ignores the gland would do; :data:`FRAME_BASELINE`). With
 :data:`~sgus_core.training.validation.SMALL_SET` frames or more (or ``folds=0``) one patient split
 (train / validation / test) replaces the folds, as before.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,9 @@ from sgus_core.vocabulary import GRADE_TARGETS, N_GRADES
 CNN_DESIGN = "grader_crop"
 AUTO = "auto"
 COMPARED = (fg.DESIGN, CNN_DESIGN)
+FRAME_BASELINE = (
+    "the same texture features over the whole field of view (no gland mask), logistic regression"
+)
 
 StageProgress = Callable[[str, int, int, dict[str, float]], None]
 """``progress(stage, done, total, logs)``: a stage ("features", "grader_crop fold 2/5" ...)
@@ -57,7 +64,10 @@ class GradeRun:
         feature_model: the fitted feature grader when it was kept.
         cnn: the CNN's :class:`TrainResult` when it was kept.
         n_samples: graded frames used; data_hash: their hash; seconds: wall time.
-        warning: set when the kept model does not beat the majority baseline.
+        warning: set when the kept model does not beat the majority baseline or the
+            frame-statistics baseline.
+        frame_baseline: the frame-statistics baseline's figures on the same folds (or test
+            split); None when no frame has a mask (it would be the feature grader itself).
     """
 
     design: str
@@ -72,6 +82,7 @@ class GradeRun:
     warning: str | None = None
     seconds: float = 0.0
     best_epochs: list[int] = field(default_factory=list)
+    frame_baseline: dict[str, Any] | None = None
 
     @property
     def report(self) -> dict[str, Any]:
@@ -97,6 +108,19 @@ def baseline_warning(report: dict[str, Any], design: str) -> str | None:
         f"grade: accuracy {base.get('accuracy', 0):.2f}, kappa 0); its quadratic kappa is "
         f"{report.get('kappa_quadratic', 0):.2f} (95 % interval {report.get('kappa_ci95')}). "
         "Label more frames, or add masks, before trusting it."
+    )
+
+
+def frame_baseline_warning(run: GradeRun) -> str | None:
+    """The warning to print when the kept grader does not beat reading the whole frame."""
+    base = run.frame_baseline
+    if base is None or run.report["kappa_quadratic"] > base["kappa_quadratic"]:
+        return None
+    return (
+        f"WARNING: the {run.design} grader (kappa {run.report['kappa_quadratic']:.2f}) does not "
+        f"beat the frame-statistics baseline (kappa {base['kappa_quadratic']:.2f}: the same "
+        "features over the whole field of view): the gland masks add nothing here. Check the "
+        "masks, or label more frames."
     )
 
 
@@ -167,7 +191,8 @@ def train_grade(
         _cross_validate(run, graded, y, groups, x, designs, k, cnn_options, say)
     else:
         _single_split(run, graded, y, x, designs, cnn_options, say)
-    run.warning = baseline_warning(run.report, run.design)
+    warnings = (baseline_warning(run.report, run.design), frame_baseline_warning(run))
+    run.warning = "\n".join(w for w in warnings if w) or None
     run.seconds = time.perf_counter() - started
     return run
 
@@ -178,6 +203,34 @@ def _features(graded: Sequence[Sample], say: StageProgress) -> np.ndarray:
         rows.append(fg.sample_features([s])[0])
         say("features", i, len(graded), {})
     return np.stack(rows)
+
+
+def _frame_statistics(graded: Sequence[Sample], say: StageProgress) -> np.ndarray | None:
+    """The frame-statistics baseline's features (None when no frame has a mask: then they are
+    the feature grader's own)."""
+    if all(s.mask is None for s in graded):
+        return None
+    rows = []
+    for i, s in enumerate(graded, start=1):
+        rows.append(fg.sample_features([replace(s, mask=None)])[0])
+        say("baseline features", i, len(graded), {})
+    return np.stack(rows)
+
+
+def _fit_predict_features(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: Sequence[str],
+    fit: np.ndarray,
+    test: np.ndarray,
+    seed: int,
+) -> np.ndarray:
+    """Grades of ``x[test]`` from the feature model fitted on ``x[fit]`` (the one grade when the
+    fitted part has only one)."""
+    if len(np.unique(y[fit])) < 2:
+        return np.full(len(test), y[fit][0], dtype=np.int64)
+    model = fg.fit_feature_model(x[fit], y[fit], [groups[i] for i in fit], seed=seed)
+    return np.argmax(fg.four_grade_logits(model, x[test]), axis=1)
 
 
 def _cross_validate(run, graded, y, groups, x, designs, k, cnn_options, say) -> None:
@@ -217,6 +270,12 @@ def _cross_validate(run, graded, y, groups, x, designs, k, cnn_options, say) -> 
                 probs = grade_probabilities(fit.model, [graded[i] for i in te], fit.architecture)
                 predicted[te] = probs.argmax(axis=1)
         run.reports[design] = grade_report(y, predicted, groups, fold_of, majority, seed=run.seed)
+    frame = _frame_statistics(graded, say)
+    if frame is not None:
+        predicted = np.zeros_like(y)
+        for tr, te in folds:
+            predicted[te] = _fit_predict_features(frame, y, groups, tr, te, run.seed)
+        run.frame_baseline = grade_report(y, predicted, groups, fold_of, majority, seed=run.seed)
     run.protocol = {"folds": k, "grouping": "by patient", "stratified_by": run.target}
     run.design = max(
         designs,
@@ -268,6 +327,12 @@ def _single_split(run, graded, y, x, designs, cnn_options, say) -> None:
             )
             predicted = grade_probabilities(run.cnn.model, test, run.cnn.architecture).argmax(1)
         run.reports[design] = grade_report(
+            y[test_idx], predicted, groups[test_idx].tolist(), fold_of, majority, seed=run.seed
+        )
+    frame = _frame_statistics(graded, say)
+    if frame is not None:
+        predicted = _fit_predict_features(frame, y, groups.tolist(), fit_idx, test_idx, run.seed)
+        run.frame_baseline = grade_report(
             y[test_idx], predicted, groups[test_idx].tolist(), fold_of, majority, seed=run.seed
         )
     run.protocol = {"split": "by patient", "train": len(train), "val": len(val), "test": len(test)}
