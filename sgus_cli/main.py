@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,10 +116,10 @@ def _run_streamlit(settings: Settings, *, host: str, port: int, mode: str) -> in
         "false",
     ]
     print(f"SGUS Studio on http://{host}:{port} (Ctrl+C stops it)", flush=True)
-    try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+    sys.stderr.flush()
+    # The server replaces this process (same PID): stopping `sgus demo` or `sgus serve` (Ctrl+C,
+    # kill, a service manager) stops the server; a child process outlived a killed parent.
+    os.execve(sys.executable, cmd, env)
 
 
 def _parse_options(pairs: list[str] | None) -> dict | None:

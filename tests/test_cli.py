@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from sgus_cli.main import build_parser, main
 
 CONTRACT = (
@@ -84,3 +86,40 @@ def test_serve_without_an_admin_account_says_how_to_make_one(tmp_path, monkeypat
     monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'a.db'}")
     assert main(["serve"]) == 1
     assert "sgus user add" in capsys.readouterr().err
+
+
+def test_stopping_sgus_serve_stops_the_server(tmp_path):
+    """`sgus serve` becomes the server (the same process), so stopping the command, as a service
+    manager or `kill` does, stops the app too; a child server used to keep answering."""
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    from sgus_ui.app_server import free_port
+
+    env = {**os.environ, "SGUS_DB_URL": f"sqlite:///{tmp_path / 's.db'}",
+           "SGUS_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
+    sgus = [sys.executable, "-m", "sgus_cli.main"]
+    subprocess.run([*sgus, "user", "add", "ada", "--role", "admin"], input="pw-ada-1234\n",
+                   text=True, env=env, check=True, capture_output=True)  # fmt: skip
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/_stcore/health"
+    proc = subprocess.Popen([*sgus, "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(health, timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "did not start"
+                time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(health, timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
