@@ -150,7 +150,7 @@ def outline_view(frame: imaging.Frame, prediction: Prediction, truth: np.ndarray
     layers = [(prediction.mask, MODEL_COLOUR)]
     if truth is not None:
         layers.append((truth, TRUTH_COLOUR))
-    st.image(imaging.draw_overlay(frame.pixels, layers, fill_alpha=opacity), width="stretch",
+    st.image(imaging.draw_overlay(frame.shown(), layers, fill_alpha=opacity), width="stretch",
              caption="red: model" + (" · blue: your mask" if truth is not None else ""))  # fmt: skip
     # At most HEAT_MAP_WIDTH cells a row (a full-size map is a megabyte of JSON per rerun), on
     # Plotly's own theme: Streamlit's replaces the scale, and 0 must read as black, not pink.

@@ -102,6 +102,7 @@ class ImageDetail:
 
     image: ImageRecord
     pixels: np.ndarray
+    """What is shown: (H, W) grey, or (H, W, 3) RGB with a Doppler frame's flow in colour."""
     overlays: list[Overlay]
     grades: list[Grade]
     masks: list[MaskVersion]
@@ -160,7 +161,7 @@ def image_detail(store: LabelStore, image_id: int) -> ImageDetail:
         )
     return ImageDetail(
         image=image,
-        pixels=frame.pixels,
+        pixels=frame.shown(),
         overlays=overlays,
         grades=store.grade_history(image_id),
         masks=masks,

@@ -203,7 +203,7 @@ def canvas_editor(
             stroke_width=2 if pen.marking else pen.width,
             stroke_color=stroke,
             background_image=canvas_background(
-                imaging.display_window(frame.pixels, view.brightness, view.contrast),
+                imaging.display_window(frame.shown(), view.brightness, view.contrast),
                 session.history.current,
                 opacity=pen.opacity,
                 region=region,

@@ -39,7 +39,7 @@ def box_prompt(frame: Frame, key: str = "pred_box") -> Prompt | None:
         stroke_width=2,
         stroke_color=BOX_COLOUR,
         background_image=canvas_background(
-            frame.pixels, np.zeros(shape, bool), opacity=0.0, region=region, display_size=display
+            frame.shown(), np.zeros(shape, bool), opacity=0.0, region=region, display_size=display
         ),
         width=display[0],
         height=display[1],

@@ -3,6 +3,7 @@ the phantom's Doppler frames."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -130,6 +131,16 @@ def test_reader_marks_a_doppler_png_and_keeps_its_grey(tmp_path: Path) -> None:
     assert read.doppler_signal is not None
     assert np.array_equal(read.doppler_signal, frame.doppler_signal)
     assert np.array_equal(read.pixels, cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
+    # What the pages show: the flow in the file's own colours on the grey, so that a rater
+    # grading vascularity sees it; everything else grey. A grey frame is shown as it is.
+    shown = read.shown()
+    signal = read.doppler_signal
+    assert shown.shape == (*read.pixels.shape, 3)
+    assert np.array_equal(shown[signal], frame.rgb[signal])
+    assert (shown[~signal] == read.pixels[~signal][:, None]).all()
+    assert read_image(tmp_path / "d.png").shown().ndim == 3
+    grey = replace(read, doppler_signal=None, doppler_rgb=None)
+    assert grey.shown() is grey.pixels
 
 
 def test_reader_says_greyscale_files_are_not_doppler(tmp_path: Path) -> None:

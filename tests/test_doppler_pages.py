@@ -163,6 +163,14 @@ def test_browse_detail_shows_the_vascular_fraction_of_a_doppler_frame(demo_env):
     grey = _page("pages/browse.py", browse_image_id=grey_ids[0])
     assert not any("vascular fraction" in c for c in _captions(grey))
     assert not [d for d in grey.dataframe if "Doppler" in getattr(d.value, "columns", ())]
+    # the detail shows the flow in colour (the rater grades what she sees), the grey one grey
+    from sgus_core.browse import image_detail
+    from sgus_core.store import LabelStore
+
+    settings = demo_env[0]
+    with LabelStore(settings.db_url) as store:
+        assert image_detail(store, doppler_ids[0]).pixels.ndim == 3
+        assert image_detail(store, grey_ids[0]).pixels.ndim == 2
 
 
 def test_blind_round_hides_another_raters_doppler_grade_on_browse(demo_env, monkeypatch):

@@ -95,9 +95,11 @@ def start_mask(option: StartOption, shape: tuple[int, int]) -> np.ndarray:
 def canvas_background(
     pixels: np.ndarray, mask: np.ndarray, *, opacity: float, region: Region, display_size
 ) -> bytes:
-    """PNG bytes of what the canvas shows behind the strokes: the (zoomed) frame with the current
-    mask tinted at ``opacity`` and outlined, scaled to ``display_size`` (width, height)."""
-    rgb = cv2.cvtColor(region.crop(pixels), cv2.COLOR_GRAY2RGB).astype(np.float32)
+    """PNG bytes of what the canvas shows behind the strokes: the (zoomed) frame ((H, W) grey or
+    (H, W, 3) RGB, :meth:`~sgus_core.imaging.Frame.shown`) with the current mask tinted at
+    ``opacity`` and outlined, scaled to ``display_size`` (width, height)."""
+    crop = region.crop(pixels)  # grey, or RGB (a Doppler frame's flow in colour)
+    rgb = (crop if crop.ndim == 3 else cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)).astype(np.float32)
     sub = region.crop(mask)
     tint = np.array(MASK_COLOUR, dtype=np.float32)
     rgb[sub] = (1 - opacity) * rgb[sub] + opacity * tint

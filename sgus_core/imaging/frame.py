@@ -64,6 +64,9 @@ class Frame:
         doppler_signal: (H, W) bool, where a Doppler frame's colour signal is (inside the field
             of view); ``None`` for every frame that is not Doppler. Found on the colour samples
             before they were reduced to grey; never stored, read again with the frame.
+        doppler_rgb: (H, W, 3) uint8, a Doppler frame's colour samples (``None`` for every
+            other frame): what :meth:`shown` paints the flow with, so that a rater grading
+            vascularity sees it.
     """
 
     pixels: np.ndarray
@@ -72,3 +75,13 @@ class Frame:
     frame_index: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     doppler_signal: np.ndarray | None = None
+    doppler_rgb: np.ndarray | None = None
+
+    def shown(self) -> np.ndarray:
+        """What the app shows of the frame: the grey pixels, and on a Doppler frame (H, W, 3)
+        RGB with the flow signal in its own colours (the analysis always reads ``pixels``)."""
+        if self.doppler_signal is None or self.doppler_rgb is None:
+            return self.pixels
+        rgb = np.repeat(self.pixels[..., np.newaxis], 3, axis=2)
+        rgb[self.doppler_signal] = self.doppler_rgb[self.doppler_signal]
+        return rgb

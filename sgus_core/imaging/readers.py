@@ -564,7 +564,8 @@ def read_frames(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Fra
         frame_fov = fov if pixels.shape == first.shape else detect_fov(pixels)
         kept = doppler_frame_signal(rgb, frame_fov) if rgb is not None else None
         metadata["doppler"] = kept is not None
-        frames.append(Frame(pixels, spacing, frame_fov, index, metadata, kept))
+        colours = rgb if kept is not None else None  # kept for display (Frame.shown)
+        frames.append(Frame(pixels, spacing, frame_fov, index, metadata, kept, colours))
     return frames
 
 

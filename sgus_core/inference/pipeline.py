@@ -142,7 +142,7 @@ def _predict_one(
         mask=mask,
         probability=probability,
         contour=imaging.mask_contour(mask),
-        overlay=imaging.draw_overlay(frame.pixels, [(mask, (255, 64, 64))]),
+        overlay=imaging.draw_overlay(frame.shown(), [(mask, (255, 64, 64))]),
         area_px=area_px,
         area_mm2=area_mm2,
         grade=None if probs is None else int(np.argmax(probs)),
