@@ -162,11 +162,14 @@ def outline_view(frame: imaging.Frame, prediction: Prediction, truth: np.ndarray
     st.plotly_chart(heat, key="pred_heat", theme=None)
 
 
-def area_and_grade(prediction: Prediction) -> None:
-    """The gland area and, with a grader, the predicted de Vita grade and its probabilities."""
+def area_and_grade(frame: imaging.Frame, prediction: Prediction) -> None:
+    """The gland area and, with a grader, the predicted de Vita grade and its probabilities;
+    no grade for a frame that is no ultrasound image or where the model found no gland."""
+    odd = frame.unlike_ultrasound()
     unsure = prediction.confidence_warning()
-    if unsure:
-        st.warning(unsure)
+    for warning in (odd, unsure):
+        if warning:
+            st.warning(warning)
     # One metric the column's full width (two side by side were cut to "12,3..." on a laptop).
     if prediction.area_mm2 is not None:
         st.metric("Gland area", f"{prediction.area_mm2:.0f} mm²")
@@ -175,8 +178,13 @@ def area_and_grade(prediction: Prediction) -> None:
         st.metric("Gland area", f"{prediction.area_px:,} px",
                   help="The frame does not give its pixel spacing, so no area in mm².")  # fmt: skip
     if prediction.grade_probabilities and prediction.grade is not None:
+        if odd or not prediction.mask.any():
+            st.info("No grade: there is no gland outline to read it in.")
+            return
         st.metric("Predicted de Vita grade", prediction.grade)
         st.caption(DEVITA_GRADES[prediction.grade])
+        if unsure:
+            st.caption("Read inside an outline the model is unsure of: check the outline first.")
         bars = px.bar(x=[f"grade {g}" for g in range(4)], y=list(prediction.grade_probabilities),
                       labels={"x": "", "y": "probability"}, range_y=[0, 1], height=240)  # fmt: skip
         st.plotly_chart(bars, key="pred_grades")
@@ -225,7 +233,7 @@ def render() -> None:
     with left:
         outline_view(frame, prediction, truth)
     with right:
-        area_and_grade(prediction)
+        area_and_grade(frame, prediction)
         if truth is not None:
             mask_check(frame, prediction, truth)
         contour_downloads(prediction, stem)

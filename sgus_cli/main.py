@@ -270,7 +270,10 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
                 prediction = results[job.stem]
                 predict_files.write_outputs(out, job, prediction, writer)
                 written += 1
-                unsure += prediction.confidence_warning() is not None
+                unsure += (
+                    prediction.confidence_warning() is not None
+                    or job.frame.unlike_ultrasound() is not None
+                )
                 if job.video is not None:
                     videos.setdefault(job.video, []).append(prediction.overlay)
             bar(min(start + batch, len(jobs)), len(jobs))
@@ -283,8 +286,8 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     )
     if unsure:
         print(
-            f"  unsure of {unsure} of {written} frames (confidence below {LOW_CONFIDENCE:.2f} "
-            "or no gland found): check those outlines"
+            f"  unsure of {unsure} of {written} frames (confidence below {LOW_CONFIDENCE:.2f}, "
+            "no gland found, or no ultrasound image): check those outlines"
         )
     for where, reason in skipped:
         print(f"  skipped {where}: {reason}")

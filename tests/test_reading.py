@@ -103,3 +103,27 @@ def test_the_shipped_default_is_sure_of_a_phantom_gland_and_flags_noise():
     for prediction in unsure:
         text = prediction.confidence_warning()
         assert text is not None and ("unsure" in text or "no gland" in text)
+
+
+def test_a_picture_that_is_no_ultrasound_is_said_to_be_none():
+    """Frames of every rendered family pass; a white page with red writing (which the network
+    outlined confidently) and a black frame are called what they are, noise is left to the
+    model's confidence."""
+    import cv2
+
+    from sgus_core.bench.generalisation import as_imported, family_test_frames
+    from sgus_core.imaging import detect_fov
+
+    for family in ("phantom", "randomised", "scatter"):
+        assert all(
+            as_imported(f).unlike_ultrasound() is None for f in family_test_frames(family, 20)
+        )
+    page = np.full((480, 640, 3), 255, np.uint8)
+    cv2.putText(page, "HELLO", (60, 280), cv2.FONT_HERSHEY_SIMPLEX, 5, (0, 0, 255), 12)
+    grey = cv2.cvtColor(page, cv2.COLOR_RGB2GRAY)
+    black = np.zeros((480, 640), np.uint8)
+    noise = (np.random.default_rng(0).random((480, 640)) * 255).astype(np.uint8)
+    said = [Frame(p, None, detect_fov(p)).unlike_ultrasound() for p in (grey, black, noise)]
+    assert said[0] is not None and "does not look like a B-mode" in said[0]
+    assert said[1] is not None and "nearly blank" in said[1]
+    assert said[2] is None

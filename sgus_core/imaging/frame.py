@@ -40,6 +40,12 @@ class Rect:
         return inter / union if union > 0 else 0.0
 
 
+# A B-mode field of view is mostly dark speckle: mean grey about 58 on real frames (docs/SGUS.md), at
+# most 182 on the brightest rendered family, and never flat.
+BRIGHT_FOV_MEAN = 200.0
+FLAT_FOV_STD = 4.0
+
+
 @dataclass(frozen=True)
 class Frame:
     """One grey ultrasound frame with what the reader learnt about it.
@@ -76,6 +82,25 @@ class Frame:
     metadata: dict[str, Any] = field(default_factory=dict)
     doppler_signal: np.ndarray | None = None
     doppler_rgb: np.ndarray | None = None
+
+    def unlike_ultrasound(self) -> str | None:
+        """A sentence when the field of view cannot be a B-mode frame (blank, or mostly bright:
+        a photo, a document, a screenshot of something else), else None. A model still draws an
+        outline on such a picture, often a confident one; this says not to read it."""
+        fov = self.pixels[self.fov.slices]
+        mean, spread = float(fov.mean()), float(fov.std())
+        if spread < FLAT_FOV_STD:
+            return (
+                f"This frame is nearly blank (grey spread {spread:.1f} of 255): there is no "
+                "ultrasound image to outline or grade."
+            )
+        if mean > BRIGHT_FOV_MEAN:
+            return (
+                f"This does not look like a B-mode ultrasound frame: its image area is mostly "
+                f"bright (mean grey {mean:.0f} of 255, where scanner frames are mostly dark, "
+                "about 60). An outline or grade of it means nothing."
+            )
+        return None
 
     def shown(self) -> np.ndarray:
         """What the app shows of the frame: the grey pixels, and on a Doppler frame (H, W, 3)
