@@ -114,7 +114,7 @@ class Grading:
     devita: int | None
     omeract: int | None
     hocevar: tuple[int, ...] | None
-    confidence: int
+    confidence: int | None
     comment: str
     flag: str
     doppler: int | None = None
@@ -318,7 +318,13 @@ def grading_panel(visible: VisibleLabels, reading: Reading, *, doppler: bool = F
         + "Ctrl+S save, N / P next / previous."
     )
     hocevar = hocevar_items(key)
-    confidence = st.slider("Confidence", 1, 5, 4, key=f"ann_conf_{key}")
+    confidence = st.segmented_control(  # none until chosen: an untouched default is no opinion
+        "Confidence (optional)",
+        [1, 2, 3, 4, 5],
+        default=last.confidence if last else None,
+        key=f"ann_conf_{key}",
+        help="How sure you are of these grades, 1 (guess) to 5 (certain).",
+    )
     comment = st.text_area("Comment", key=f"ann_comment_{key}", height=68)
     flag = st.text_input("Flag with a reason (optional)", key=f"ann_flag_{key}")
     return Grading(

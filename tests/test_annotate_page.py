@@ -160,3 +160,23 @@ def test_clearing_a_saved_grade_says_save_keeps_it(demo_env):
     assert not any("Save keeps that earlier grade" in c.value for c in at.caption)
     at.segmented_control(key=key).set_value(None).run()
     assert any("saved de Vita 2 before: Save keeps that earlier" in c.value for c in at.caption)
+
+
+def test_saving_unchanged_grades_again_adds_no_row_and_confidence_waits_to_be_chosen(demo_env):
+    """Save pressed twice on the same grades keeps one grade row; a confidence nobody chose is
+    stored as none (it was 4, the slider's default), and once chosen it is kept and comes back."""
+    at = _annotate()
+    image_id = at.session_state["ann_image_id"]
+    key = f"ann_devita_{image_id}_0_{RATER}"
+    at.segmented_control(key=key).set_value(1).run()
+    at.button(key="ann_save").click().run()
+    at.button(key="ann_save").click().run()
+    assert not at.exception, at.exception
+    with LabelStore(demo_env.db_url) as store:
+        (grade,) = store.grade_history(image_id, RATER)
+    assert grade.devita == 1 and grade.confidence is None
+    at.segmented_control(key=f"ann_conf_{image_id}_0_{RATER}").set_value(5).run()
+    at.button(key="ann_save").click().run()
+    with LabelStore(demo_env.db_url) as store:
+        assert [g.confidence for g in store.grade_history(image_id, RATER)] == [None, 5]
+    assert _annotate().session_state[f"ann_conf_{image_id}_0_{RATER}"] == 5

@@ -173,16 +173,33 @@ def save_annotation(
         )
     grade = None
     if any(g is not None for g in (devita, omeract, doppler, hocevar)) or comment:
-        grade = labels.save_grade(
-            image_id,
-            rater,
-            devita=devita,
-            omeract=omeract,
-            doppler=doppler,
-            hocevar=hocevar,
-            comment=comment or None,
-            confidence=confidence,
-            round_id=round_id,
-        )
+        values = (devita, omeract, doppler, hocevar, comment or None, confidence)
+        grade = _unchanged_grade(labels, image_id, rater, round_id, values)
+        if grade is None:
+            grade = labels.save_grade(
+                image_id,
+                rater,
+                devita=devita,
+                omeract=omeract,
+                doppler=doppler,
+                hocevar=hocevar,
+                comment=comment or None,
+                confidence=confidence,
+                round_id=round_id,
+            )
     labels.set_status(image_id, rater, status, reason=reason, round_id=round_id)
     return SaveOutcome(version, grade)
+
+
+def _unchanged_grade(
+    labels: AccountStore, image_id: int, rater: str, round_id: int | None, values: tuple
+) -> Grade | None:
+    """The rater's last grade of the image (in this round) when it holds exactly ``values``
+    (de Vita, OMERACT, Doppler, Hocevar items, comment, confidence), else None: Save pressed
+    again on unchanged grades adds no second, identical row."""
+    earlier = [g for g in labels.store.grade_history(image_id, rater) if g.round_id == round_id]
+    if not earlier:
+        return None
+    last = earlier[-1]
+    held = (last.devita, last.omeract, last.doppler, last.hocevar, last.comment, last.confidence)
+    return last if held == values else None
