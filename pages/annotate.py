@@ -122,6 +122,20 @@ def go_to(image_id: int) -> None:
     st.session_state[PEN_BACK_TO_ADD] = True
 
 
+def open_asked_image(queue: Queue) -> None:
+    """``?image=<id>`` (Browse's "Annotate this image", or a link a colleague sent) opens that
+    frame once; the address then drops it, so Previous and Next work as usual."""
+    asked = st.query_params.get("image", "")
+    if not asked:
+        return
+    st.query_params.pop("image", None)
+    if asked.isdigit() and int(asked) in queue.ids:
+        go_to(int(asked))
+    else:
+        where = "this round's queue" if queue.study_round else "this queue (is Skip done on?)"
+        st.info(f"Image {asked} is not in {where}: showing the queue from where you were.")
+
+
 def navigation(labels_store: LabelStore, queue: Queue, top: list[DeltaGenerator]) -> ImageRecord:
     """Previous and Next buttons and the place in the queue; returns the image shown."""
     ids = queue.ids
@@ -268,6 +282,7 @@ def render() -> None:
     top = st.columns([2, 2, 1, 1])
     queue = choose_queue(labels_store, dataset, account, top)
     study_round = queue.study_round
+    open_asked_image(queue)
     image = navigation(labels_store, queue, top)
     last_save_message()
     image_id = image.id

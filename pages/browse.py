@@ -35,7 +35,10 @@ def back_to_grid() -> None:
 
 def show_detail(labels_store: LabelStore, image_id: int) -> None:
     """The detail view: full frame, each rater's latest outline, the prediction, the history."""
-    back_to_grid()
+    with st.container(horizontal=True):
+        back_to_grid()
+        if st.button("Annotate this image", key="browse_annotate", icon=":material/draw:"):
+            st.switch_page("pages/annotate.py", query_params={"image": str(image_id)})
     try:
         detail = image_detail(labels_store, image_id)
     except SgusError as exc:

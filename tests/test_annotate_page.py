@@ -180,3 +180,20 @@ def test_saving_unchanged_grades_again_adds_no_row_and_confidence_waits_to_be_ch
     with LabelStore(demo_env.db_url) as store:
         assert [g.confidence for g in store.grade_history(image_id, RATER)] == [None, 5]
     assert _annotate().session_state[f"ann_conf_{image_id}_0_{RATER}"] == 5
+
+
+def test_browse_opens_the_image_it_shows_in_annotate(demo_env):
+    """Browse's "Annotate this image" opens that frame in Annotate (not the queue's first), and
+    an address naming a frame outside the queue says so and keeps the queue."""
+    with LabelStore(demo_env.db_url) as store:
+        last = store.list_images(store.list_datasets()[0].id)[-1].id
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["browse_image_id"] = last
+    at.run()
+    at.button(key="browse_annotate").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Annotate" and at.session_state["ann_image_id"] == last
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["image"] = "999999"
+    at.switch_page("pages/annotate.py").run()
+    assert any("Image 999999 is not in this queue" in i.value for i in at.info)
