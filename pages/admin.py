@@ -10,7 +10,7 @@ from sgus_core.errors import SgusError
 from sgus_core.study.rounds import create_repeat_round, sample_round_images
 from sgus_core.vocabulary import GLANDS
 from sgus_ui.state import account_store, page_dataset, reader_store, require_account
-from sgus_ui.text import plain
+from sgus_ui.text import count, plain
 from sgus_ui.widgets import local_time, records_table
 
 if TYPE_CHECKING:
@@ -81,7 +81,8 @@ def new_round_form(labels_store: LabelStore, dataset: Dataset) -> None:
         st.error(str(exc))
     else:
         st.success(
-            f"Round {new.name!r} created: {len(new.image_ids)} images, {len(new.raters)} raters."
+            f"Round {new.name!r} created: {count(len(new.image_ids), 'image')}, "
+            f"{count(len(new.raters), 'rater')}."
         )
         st.rerun()
 

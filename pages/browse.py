@@ -14,7 +14,7 @@ from sgus_core.study.visibility import ReaderStore
 from sgus_core.vocabulary import GLANDS, SIDES, STATUSES
 from sgus_ui.browse_panels import export_panel, grades_table, history_table, outline_panel
 from sgus_ui.state import page_dataset, reader_store
-from sgus_ui.text import plain
+from sgus_ui.text import count, plain
 from sgus_ui.widgets import thumbnail
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def no_match_hint(flt: ImageFilter, names: list[str], hidden: int) -> str:
     if hidden and asks_labels:
         text += (
             f" While your {_rounds_text(names)} {'are' if len(names) > 1 else 'is'} open, other "
-            f"people's labels and the model's on its {hidden} frames are hidden from you, so "
+            f"people's labels and the model's on its {count(hidden, 'frame')} are hidden from you, so "
             "these filters find nothing there: set them to *any* (or **Labels of** to your own "
             "name) to see those frames."
         )
@@ -152,12 +152,14 @@ def show_grid(labels_store: LabelStore, dataset: Dataset) -> None:
         rows, total = labels_store.browse(flt, sort=sort, descending=descending, limit=page_size)
     top = st.columns([1, 3])
     top[0].number_input("Page", 1, pages, key="browse_page")
-    top[1].markdown(f"**{total}** images in *{plain(dataset.name)}* · page {page} of {pages}")
+    top[1].markdown(
+        f"**{count(total, 'image')}** in *{plain(dataset.name)}* · page {page} of {pages}"
+    )
     names, hidden = _blind_rounds(labels_store)
     if hidden:
         st.caption(
             f"Your {_rounds_text(names)} {'are' if len(names) > 1 else 'is'} open: on its "
-            f"{hidden} frames you see only your own labels in it (grades shown as – until you "
+            f"{count(hidden, 'frame')} you see only your own labels in it (grades shown as – until you "
             "give one)."
         )
     if not rows:

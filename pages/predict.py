@@ -29,6 +29,7 @@ from sgus_ui.state import (
     reader_store,
     settings,
 )
+from sgus_ui.text import count
 from sgus_ui.widgets import mask_check, stop_on_error
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ def predict_whole_dataset(dataset: Dataset, model: str) -> None:
             st.error(str(exc))
         else:
             st.success(
-                f"{done} frames predicted and stored."
+                f"{count(done, 'frame')} predicted and stored."
                 + (f" {len(skipped)} unreadable." if skipped else "")
             )
 

@@ -13,7 +13,7 @@ from sgus_core.inference.registry import models_default_first
 from sgus_core.training.jobs import JOBS, RUNNING, TrainRequest
 from sgus_core.training.validation import SMALL_SET
 from sgus_ui.state import page_dataset, require_account, settings, store
-from sgus_ui.text import plain
+from sgus_ui.text import count, plain
 from sgus_ui.training import TASKS, curve_chart, finished_card, train_preset
 
 ARCHITECTURES = {
@@ -43,7 +43,9 @@ def request_form(dataset: str, account_name: str) -> None:
         "Learn from the labels of",
         raters,
         index=raters.index(preset["rater"]) if preset.get("rater") in raters else 0,
-        format_func=lambda r: f"{r} ({counts[r][0]} outlines, {counts[r][1]} grades)",
+        format_func=lambda r: (
+            f"{r} ({count(counts[r][0], 'outline')}, {count(counts[r][1], 'grade')})"
+        ),
         key="train_rater",
     )
     n = counts[rater][0 if task == "segment" else 1]

@@ -545,16 +545,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="compare a model's predictions with reference labels")
-    p.add_argument("--dataset", metavar="NAME", required=True)
+    p.add_argument("--dataset", metavar="NAME", required=True, help="the dataset to evaluate on")
     p.add_argument("--model", metavar="NAME", help="the segmenter (a grader's name: the grader)")
     p.add_argument("--grader", metavar="NAME", help="the grader (default: the default grader)")
-    p.add_argument("--reference", metavar="RATER")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--reference",
+        metavar="RATER",
+        help="whose labels are the truth (default: reference, else imported, else the only "
+        "rater with labels)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object (docs/CLI.md)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("serve", help="the deployment form of the app (sign-in on every page)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

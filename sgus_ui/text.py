@@ -1,4 +1,4 @@
-"""Showing user text in markdown elements safely."""
+"""Showing user text in markdown elements safely, and counts in words."""
 
 from __future__ import annotations
 
@@ -12,3 +12,8 @@ def plain(text: object) -> str:
     element: every markdown character escaped, so ``![x](https://...)`` shows as typed and makes
     no browser fetch anything."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def count(n: int, noun: str) -> str:
+    """``"1 image"``, ``"3 images"``: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -34,7 +34,7 @@ def test_browse_shows_a_grid_of_the_demo_dataset(demo_env):
     at = _browse()
     assert not at.exception
     assert at.title[0].value == "Browse"
-    assert any("**8** images" in m.value for m in at.markdown)
+    assert any("**8 images**" in m.value for m in at.markdown)
     assert len(at.get("image")) == 8
     assert len([b for b in at.button if b.label == "Open"]) == 8
     assert (demo_env.thumbnail_dir).is_dir()
@@ -45,7 +45,7 @@ def test_filters_narrow_the_grid(demo_env):
     at = _browse()
     at.selectbox(key="f_gland").select("parotid").run()
     at.selectbox(key="f_side").select("R").run()
-    assert any("**2** images" in m.value for m in at.markdown)
+    assert any("**2 images**" in m.value for m in at.markdown)
     assert len([b for b in at.button if b.label == "Open"]) == 2
 
 
@@ -199,3 +199,14 @@ def test_a_reload_keeps_who_is_working_and_the_dataset(demo_env):
     stranger.query_params["as"] = "nobody-of-this-store"
     stranger.run()
     assert stranger.sidebar.selectbox(key="rater").value == "demo-rater"
+
+
+def test_counts_read_in_the_right_number():
+    """One image, not "1 images"."""
+    from sgus_ui.text import count
+
+    assert (count(1, "image"), count(0, "image"), count(3, "outline")) == (
+        "1 image",
+        "0 images",
+        "3 outlines",
+    )
