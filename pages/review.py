@@ -12,6 +12,7 @@ from sgus_core.review.comparisons import (
     available_sources,
     compare,
     metadata_values,
+    most_labelled_rater,
     rater_matrix,
     restrict,
 )
@@ -51,8 +52,10 @@ def compared_selection(
     """The sources and filters chosen and their comparison; stops when they share no image."""
     labels = [s.label for s in sources]
     left, right = st.columns(2)  # a row of their own: source names (a consensus) are long
-    a_label = left.selectbox("Source A (reference)", labels, key="rev_a")
-    b_default = next((i for i, s in enumerate(sources) if s.kind == "model"), 1)
+    a_default = most_labelled_rater(labels_store, dataset.id, sources)
+    a_label = left.selectbox("Source A (reference)", labels, index=a_default, key="rev_a")
+    others = [i for i in range(len(sources)) if i != a_default]
+    b_default = next((i for i in others if sources[i].kind == "model"), others[0])
     b_label = right.selectbox("Source B", labels, index=b_default, key="rev_b")
     cols = st.columns([1, 1, 1, 2])
     gland = cols[0].selectbox("Gland", ["any", *GLANDS], key="rev_gland")

@@ -205,3 +205,18 @@ def test_grade_filter_restricts_the_figures(demo):
     zero = restrict(full, full.per_image["grade_a"] == 0)
     assert set(zero.per_image["grade_a"]) == {0}
     assert zero.summary["n"] == (full.per_image["grade_a"] == 0).sum()
+
+
+def test_review_starts_from_the_rater_with_the_most_labels(demo):
+    """A rater who graded one frame (first in the list by name) is not the default reference:
+    the page starts from the rater with labels on the most images (against the model, when one
+    has predictions, else another source)."""
+    store, ds = demo
+    first = store.list_images(ds.id)[0]
+    store.ensure_rater("aaa-newcomer")
+    store.save_grade(first.id, "aaa-newcomer", devita=1)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="rev_a").value == "rater reference"
+    assert at.selectbox(key="rev_b").value != "rater reference"

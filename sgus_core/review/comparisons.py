@@ -173,6 +173,18 @@ def _median_grade(grades: list[int | None]) -> int | None:
     return int(metrics.consensus_grade(np.array([given], dtype=float))[0])
 
 
+def most_labelled_rater(store: LabelStore, dataset_id: int, sources: list[Source]) -> int:
+    """Index in ``sources`` of the rater with labels (an outline or a grade) on the most images:
+    the natural reference (0 when no rater is among them)."""
+
+    def labelled(source: Source) -> int:
+        masks = store.latest_masks_for_dataset(dataset_id, source.name)
+        return len(set(masks) | set(store.latest_grades_for_dataset(dataset_id, source.name)))
+
+    raters = [(labelled(s), -i) for i, s in enumerate(sources) if s.kind == "rater"]
+    return -max(raters)[1] if raters else 0
+
+
 def available_sources_raters(store: LabelStore, dataset_id: int) -> list[Source]:
     """The human raters with labels in the dataset (the consensus is made of them)."""
     return [s for s in available_sources(store, dataset_id) if s.kind == "rater"]
