@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from sgus_core.demo import DEMO_DATASET, DEMO_NOTE
 from sgus_core.review.comparisons import (
     REFERENCE_KAPPAS,
     available_sources,
@@ -23,7 +24,7 @@ from sgus_core.review.figures import (
     matrix_heatmap,
     roc_figure,
 )
-from sgus_core.review.report import build_report
+from sgus_core.review.report import FEW_IMAGES, build_report
 from sgus_core.vocabulary import GLANDS, SIDES
 from sgus_ui.state import page_dataset, reader_store, thumbnail_data_uri
 from sgus_ui.text import plain
@@ -90,9 +91,6 @@ def compared_selection(
         st.warning("The two sources share no labelled image in this selection.")
         st.stop()
     return comparison
-
-
-FEW_IMAGES = 20  # below this, Review warns that its figures are rough
 
 
 def _fmt(value: float | None) -> str:
@@ -198,7 +196,11 @@ def downloads(comparison: Comparison, dataset: Dataset) -> None:
     )
     cols[1].download_button(
         "Study report (HTML)",
-        build_report(comparison, dataset=dataset.name),
+        build_report(
+            comparison,
+            dataset=dataset.name,
+            data_note=DEMO_NOTE if dataset.name == DEMO_DATASET else "",
+        ),
         file_name=f"sgus_report_{dataset.name}.html",
         key="rev_report",
     )

@@ -21,6 +21,10 @@ DEMO_PATIENTS = 40
 DEMO_FIRST_SEED = 0  # training sets use seeds from TRAINING_FIRST_SEED up: never these
 TRAINING_FIRST_SEED = 100_000
 REFERENCE_RATER = "reference"
+DEMO_NOTE = (
+    "Synthetic demo data: phantoms rendered by SGUS Studio, not patients; the raters "
+    "simulated-rater-A and simulated-rater-B are simulated."
+)
 DEMO_DOPPLER_PATIENTS = (38, 39)  # the last two patients are scanned with power Doppler
 
 

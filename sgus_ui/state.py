@@ -22,6 +22,7 @@ from sgus_core.auth import (
     resume_sign_in,
     session_expired,
 )
+from sgus_core.demo import DEMO_NOTE
 from sgus_core.errors import SgusError
 from sgus_core.imaging import ThumbnailCache
 from sgus_core.settings import Settings, load_settings
@@ -237,7 +238,7 @@ def sidebar() -> None:
         _remember_in_address("dataset", DATASET_PARAM, names, first, "the dataset")
         st.selectbox("Dataset", names, key="dataset")
         if st.session_state["dataset"] == "demo":
-            st.caption("Synthetic demo data: phantoms, not patients.")
+            st.caption(DEMO_NOTE)
 
 
 READER_PARAM = "as"  # the address keeps the demo's reader and the dataset, so a reload keeps them

@@ -103,6 +103,13 @@ def test_report_is_self_contained_html(demo):
     # The lowest-IoU table speaks words and rounds; the Bland-Altman sign matches the figure's.
     assert "<th>de Vita (A)</th>" in html and "<th>grade_a</th>" not in html
     assert "(mm², B - A)" in html and "A - B" not in html
+    # the HD95 that Methods names is in the results, and eight images are called few
+    assert "Median HD95" in html and "Only 8 images are compared" in html
+    from sgus_core.demo import DEMO_NOTE
+
+    assert "phantoms rendered by SGUS Studio" in build_report(
+        result, dataset="d", data_note=DEMO_NOTE
+    )
 
 
 def test_summary_of_10000_pairs_is_computed_from_the_table(demo):

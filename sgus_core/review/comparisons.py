@@ -277,6 +277,9 @@ def summarize(table: pd.DataFrame) -> dict[str, Any]:
         "dice_mean": float(np.nanmean(table["dice"])) if np.isfinite(iou).any() else None,
         "n_graded": int(graded.sum()),
     }
+    hd95 = table["hd95"].to_numpy(dtype=float) if "hd95" in table else np.array([np.nan])
+    if np.isfinite(hd95).any():  # inf where one outline is empty: left out
+        out["hd95_median"] = float(np.median(hd95[np.isfinite(hd95)]))
     if graded.sum() >= 2:
         out["grade_accuracy"] = metrics.accuracy(ga, gb)
         out["confusion"] = metrics.confusion(ga, gb).tolist()

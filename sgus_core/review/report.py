@@ -38,6 +38,8 @@ SUMMARY_LABELS = {
     "iou_mean": "Mean IoU",
     "iou_median": "Median IoU",
     "dice_mean": "Mean Dice",
+    "hd95_median": "Median HD95 (95th-percentile outline distance; mm where the frame has a "
+    "pixel spacing, else px)",
     "n_graded": "Images with both de Vita grades",
     "grade_accuracy": "de Vita grade accuracy",
     "kappa_unweighted": "Cohen's kappa, unweighted",
@@ -86,6 +88,18 @@ def _number(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+FEW_IMAGES = 20  # below this many images compared, the figures are rough (the page says so too)
+
+
+def _few_note(n: int) -> str:
+    if n >= FEW_IMAGES:
+        return ""
+    return (
+        f"<p><b>Only {n} image{'s are' if n != 1 else ' is'} compared: these figures are rough; a "
+        "kappa from so few may be 0 or 1 by chance (read its 95 % interval).</b></p>"
+    )
+
+
 def build_report(comparison: Comparison, *, dataset: str, data_note: str = "") -> str:
     """One HTML document (plotly.js inlined once) that opens offline on any machine."""
     figures = [
@@ -126,7 +140,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}<
 <p><b>Dataset</b> {html.escape(dataset)} · <b>A</b> {html.escape(comparison.a.label)} ·
 <b>B</b> {html.escape(comparison.b.label)} · <b>date</b> {now} · SGUS Studio {__version__}</p>
 <p><b>Images</b> {selection or "all of the dataset"} ({comparison.summary.get("n", 0)} compared)</p>
-<p>{html.escape(data_note)}</p>
+<p>{html.escape(data_note)}</p>{_few_note(comparison.summary.get("n", 0))}
 <h2>Methods</h2><p>{METHODS}</p>
 <h2>Results</h2><table>{rows}</table>
 <h3>Reference values from the literature</h3><ul>{refs}</ul>
