@@ -52,8 +52,22 @@ def round_images(
     return sample_round_images(wanted, limit, seed)
 
 
+CREATED = "admin_round_created"  # the confirmation of the last round made, shown after the rerun
+
+
+def created_and_rerun(message: str, *form_keys: str) -> None:
+    """Confirm a new round on the next run (a message shown before ``st.rerun`` is never seen)
+    and empty the form's name, so pressing Create again does not try the same name."""
+    st.session_state[CREATED] = message
+    for key in form_keys:
+        st.session_state.pop(key, None)
+    st.rerun()
+
+
 def new_round_form(labels_store: LabelStore, dataset: Dataset) -> None:
     """The form that creates a study round: name, raters, glands, size, blind and shuffled."""
+    if message := st.session_state.pop(CREATED, None):
+        st.success(message)
     raters = [r.name for r in labels_store.list_raters() if not r.disabled]
     with st.form("new_round", border=True):
         st.markdown("#### New round")
@@ -80,11 +94,11 @@ def new_round_form(labels_store: LabelStore, dataset: Dataset) -> None:
     except SgusError as exc:
         st.error(str(exc))
     else:
-        st.success(
+        created_and_rerun(
             f"Round {new.name!r} created: {count(len(new.image_ids), 'image')}, "
-            f"{count(len(new.raters), 'rater')}."
+            f"{count(len(new.raters), 'rater')}.",
+            "round_name",
         )
-        st.rerun()
 
 
 def repeat_round_form(labels_store: LabelStore, account: Account, rounds: list[StudyRound]) -> None:
@@ -107,8 +121,9 @@ def repeat_round_form(labels_store: LabelStore, account: Account, rounds: list[S
     except SgusError as exc:
         st.error(str(exc))
     else:
-        st.success(f"Repeat round {plain(new.name)} created: same images in a new order.")
-        st.rerun()
+        created_and_rerun(
+            f"Repeat round {plain(new.name)} created: same images in a new order.", "repeat_name"
+        )
 
 
 def close_round_form(rounds: list[StudyRound]) -> None:

@@ -158,6 +158,9 @@ def test_admin_creates_a_blind_round_from_the_page(demo_env):
     with LabelStore(demo_env.db_url) as labels:
         created = labels.get_round("round 1")
     assert created is not None and created.blind and len(created.image_ids) == 8
+    # the page confirms it (the message used to vanish in the rerun) and empties the name
+    assert any("Round 'round 1' created: 8 images, 1 rater." in m.value for m in at.success)
+    assert at.text_input(key="round_name").value == ""
 
 
 def test_the_dataset_exports_from_the_page_as_a_zip(demo_env):
