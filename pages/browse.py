@@ -12,7 +12,13 @@ from sgus_core.errors import SgusError
 from sgus_core.store import SORT_KEYS, ImageFilter
 from sgus_core.study.visibility import ReaderStore
 from sgus_core.vocabulary import GLANDS, SIDES, STATUSES
-from sgus_ui.browse_panels import export_panel, grades_table, history_table, outline_panel
+from sgus_ui.browse_panels import (
+    export_panel,
+    grades_table,
+    history_table,
+    outline_panel,
+    outline_table,
+)
 from sgus_ui.state import page_dataset, reader_store
 from sgus_ui.text import count, plain
 from sgus_ui.widgets import thumbnail
@@ -55,6 +61,7 @@ def show_detail(labels_store: LabelStore, image_id: int) -> None:
             caption=detail.image.path,
             width="stretch",
         )
+        outline_table(detail)
     grades_table(detail)
     history_table(detail)
 

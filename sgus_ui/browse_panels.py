@@ -18,11 +18,32 @@ if TYPE_CHECKING:
 
 
 def outline_panel(detail: ImageDetail) -> tuple[list[str], float]:
-    """Outlines and fill, their areas and the image's facts; returns outlines shown and fill."""
+    """Outlines and fill, the Doppler line and the image's facts; returns outlines shown and
+    fill (their areas go under the image: :func:`outline_table`)."""
     image = detail.image
     names = [o.label for o in detail.overlays]
     shown = st.multiselect("Outlines", names, default=names, key=f"browse_layers_{image.id}")
     fill = st.slider("Fill opacity", 0.0, 0.6, 0.15, 0.05, key="browse_fill")
+    for text in detail.vascular_captions(shown):
+        st.caption(text)
+    facts = {
+        "file": image.path,
+        "frame": image.frame_index,
+        "size": f"{image.width} x {image.height} px",
+        "pixel spacing": f"{image.spacing_mm:.3f} mm" if image.spacing_mm else "unknown",
+        "field of view": "x {}, y {}, {} x {}".format(*image.fov) if image.fov else "whole frame",
+    }
+    st.dataframe(
+        pd.DataFrame({"": list(facts), "value": [str(v) for v in facts.values()]}),
+        hide_index=True,
+        key="browse_facts",
+    )
+    return shown, fill
+
+
+def outline_table(detail: ImageDetail) -> None:
+    """Each outline's colour and area, under the image (beside it, the table was cut off at a
+    laptop's width)."""
     rows = []
     for o in detail.overlays:
         mm2 = detail.area_mm2(o.area_px)
@@ -45,21 +66,6 @@ def outline_panel(detail: ImageDetail) -> tuple[list[str], float]:
         st.dataframe(table, hide_index=True, key="browse_outline_table")
     else:
         st.caption("No mask or prediction for this image yet.")
-    for text in detail.vascular_captions(shown):
-        st.caption(text)
-    facts = {
-        "file": image.path,
-        "frame": image.frame_index,
-        "size": f"{image.width} x {image.height} px",
-        "pixel spacing": f"{image.spacing_mm:.3f} mm" if image.spacing_mm else "unknown",
-        "field of view": "x {}, y {}, {} x {}".format(*image.fov) if image.fov else "whole frame",
-    }
-    st.dataframe(
-        pd.DataFrame({"": list(facts), "value": [str(v) for v in facts.values()]}),
-        hide_index=True,
-        key="browse_facts",
-    )
-    return shown, fill
 
 
 def grades_table(detail: ImageDetail) -> None:
