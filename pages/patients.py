@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sgus_core.store import Dataset, LabelStore
     from sgus_core.study.scoring import PatientTotals
 
-OMERACT_FLAG = {True: "yes", False: "no", None: "not settled"}
+OMERACT_FLAG = {True: "yes", False: "no", None: "open"}  # open: glands still ungraded
 
 
 def choose_patient(labels_store: LabelStore, dataset: Dataset, account: Account) -> tuple[str, str]:
@@ -47,6 +47,8 @@ def gland_card(labels_store: LabelStore, gland: PatientGland, rater: str) -> Non
     else:
         st.metric("de Vita", or_dash(grade.devita))
         st.caption(f"OMERACT {or_dash(grade.omeract)}")
+        if grade.doppler is not None:
+            st.caption(f"OMERACT Doppler {grade.doppler}")
 
 
 def gland_score(gland: PatientGland) -> GlandScore | None:
@@ -69,8 +71,14 @@ def totals_row(totals: PatientTotals) -> None:
     devita = totals.devita_total
     m[0].metric("de Vita total (0-12)", devita if devita is not None else "incomplete")
     m[1].metric("OMERACT max (0-3)", or_dash(totals.omeract_max))
+    if 0 < totals.omeract_graded < totals.glands_scored:  # a maximum over some glands only
+        m[1].caption(f"of {totals.omeract_graded} of {totals.glands_scored} glands graded so far")
     m[2].metric("Hocevar total (0-48)", or_dash(totals.hocevar_total))
-    m[3].metric("OMERACT >= 2 in any gland", OMERACT_FLAG[totals.omeract_positive])
+    m[3].metric(
+        "Any gland OMERACT 2 or 3", OMERACT_FLAG[totals.omeract_positive],
+        help="OMERACT grade 2 or 3 in at least one gland; open while a gland is ungraded and "
+        "none so far is.",
+    )  # fmt: skip
 
 
 def render() -> None:

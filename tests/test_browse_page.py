@@ -213,3 +213,23 @@ def test_counts_read_in_the_right_number():
         "0 images",
         "3 outlines",
     )
+
+
+def test_patients_says_an_omeract_maximum_is_over_the_glands_graded_so_far(demo_env):
+    """Two of four glands graded: the OMERACT maximum says it is of those two, and whether any
+    gland is OMERACT 2-3 is still open (not a plain "no")."""
+    with LabelStore(demo_env.db_url) as store:
+        images = [i for i in store.list_images(store.list_datasets()[0].id) if i.patient]
+        patient = images[0].patient
+        mine = [i for i in images if i.patient == patient][:2]
+        store.ensure_rater("newcomer")
+        for image, omeract in zip(mine, (1, 0), strict=True):
+            store.save_grade(image.id, "newcomer", devita=1, omeract=omeract)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/patients.py").run()
+    at.selectbox(key="pt_patient").select(patient).run()
+    at.selectbox(key="pt_rater").select("newcomer").run()
+    assert not at.exception, at.exception
+    assert next(m for m in at.metric if m.label == "OMERACT max (0-3)").value == "1"
+    assert any("of 2 of 4 glands graded so far" in c.value for c in at.caption)
+    assert next(m for m in at.metric if m.label == "Any gland OMERACT 2 or 3").value == "open"
