@@ -10,7 +10,7 @@ OMERACT grade 2 makes the patient OMERACT-positive whatever the other glands sho
 Hocevar totals can only grow as glands are added), ``False`` when all four glands are graded and
 the cut-off is not reached, ``None`` when it cannot be decided from the grades given.
 
-SGUS supports a diagnosis of Sjögren's disease and never makes one: every result carries
+SGUS supports a diagnosis of Sjögren's syndrome and never makes one: every result carries
 :data:`CAVEAT`.
 """
 
@@ -88,7 +88,7 @@ HOCEVAR_TOTAL_MAX = HOCEVAR_GLAND_MAX * GLAND_COUNT
 HOCEVAR_TOTAL_CUTOFF = 17
 
 CAVEAT = (
-    "SGUS supports a diagnosis of Sjögren's disease; it does not make one. Scores and cut-offs "
+    "SGUS supports a diagnosis of Sjögren's syndrome; it does not make one. Scores and cut-offs "
     "are read together with the classification criteria, serology, salivary flow and biopsy."
 )
 
