@@ -58,7 +58,8 @@ def test_predict_writes_masks_overlays_contours_csv_and_video(tmp_path, tiny_mod
     with (out / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0])[:8] == ["image", "model", "grade", "p0", "p1", "p2", "p3", "area_px"]
-    assert list(rows[0])[-1] == "confidence"  # added after the others: always last
+    assert list(rows[0])[-2:] == ["confidence", "mask"]  # added after the others: last
+    assert all((out / r["mask"]).is_file() for r in rows)  # each row names its mask file
     assert len(rows) == 5 and rows[0]["model"] == "tiny"
     assert all(r["confidence"] == "" or float(r["confidence"]) < 0.8 for r in rows)
     assert "unsure of 5 of 5 frames" in capsys.readouterr().out

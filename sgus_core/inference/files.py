@@ -2,7 +2,7 @@
 
 Per frame: ``masks/<stem>.png`` (0/255, the frame's size), ``overlays/<stem>.png`` (contour over
 the frame), ``contours/<stem>.txt`` (one ``x y`` per line); for all: ``predictions.csv`` with
-``image, model, grade, p0, p1, p2, p3, area_px[, area_mm2], confidence``; for a video also
+``image, model, grade, p0, p1, p2, p3, area_px[, area_mm2], confidence, mask``; for a video also
 ``<stem>_overlay.mp4``. Nothing is written to the labels store.
 """
 
@@ -140,6 +140,7 @@ def write_outputs(
         "area_px": prediction.area_px,
         "area_mm2": "" if prediction.area_mm2 is None else f"{prediction.area_mm2:.2f}",
         "confidence": "" if confidence is None else f"{confidence:.4f}",
+        "mask": f"masks/{job.stem}.png",
     }
     row.update({f"p{i}": "" if p is None else f"{p:.4f}" for i, p in enumerate(probs)})
     writer.writerow(row)
@@ -147,9 +148,10 @@ def write_outputs(
 
 def csv_columns(with_mm: bool) -> list[str]:
     """The columns of ``predictions.csv``: ``area_mm2`` only when some frame has a pixel spacing;
-    ``confidence`` (added later, so always last) the mean gland probability inside the mask."""
+    then (added later, so last) ``confidence``, the mean gland probability inside the mask, and
+    ``mask``, the row's mask file under the output folder."""
     area = ["area_px", "area_mm2"] if with_mm else ["area_px"]
-    return ["image", "model", "grade", "p0", "p1", "p2", "p3", *area, "confidence"]
+    return ["image", "model", "grade", "p0", "p1", "p2", "p3", *area, "confidence", "mask"]
 
 
 def write_video(path: Path, overlays: list[np.ndarray], source: Path) -> None:
