@@ -183,8 +183,11 @@ def render() -> None:
     labels_store = reader_store()
     dataset = page_dataset()
     selected = st.session_state.get("browse_image_id")
-    if selected is None and st.query_params.get("image", "").isdigit():
-        selected = int(st.query_params["image"])
+    asked = st.query_params.get("image", "")
+    if selected is None and asked.isdigit():
+        selected = int(asked)
+    elif selected is None and asked:
+        st.warning(f"The address asks for image {plain(asked)!r}, which is no image number.")
     if selected is not None:
         show_detail(labels_store, int(selected))
     else:

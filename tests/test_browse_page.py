@@ -233,3 +233,13 @@ def test_patients_says_an_omeract_maximum_is_over_the_glands_graded_so_far(demo_
     assert next(m for m in at.metric if m.label == "OMERACT max (0-3)").value == "1"
     assert any("of 2 of 4 glands graded so far" in c.value for c in at.caption)
     assert next(m for m in at.metric if m.label == "Any gland OMERACT 2 or 3").value == "open"
+
+
+def test_an_address_with_a_bad_image_number_says_so(demo_env):
+    """``?image=abc`` names no image: the grid comes with a line saying so, not silently."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["image"] = "abc"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("no image number" in w.value for w in at.warning)
+    assert any(b.label == "Open" for b in at.button)
