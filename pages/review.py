@@ -143,22 +143,31 @@ def agreement_figures(comparison: Comparison) -> None:
         )  # fmt: skip
 
 
-def doppler_agreement(comparison: Comparison) -> None:
-    """OMERACT Doppler agreement, over the frames both sources graded for vascularity (shown
-    only when there are such frames)."""
+SCALES = (  # (summary prefix, heading, what the frames are called, figure scale, chart key)
+    ("omeract", "#### OMERACT (B-mode, 0-3)", "Images", "OMERACT", "rev_omeract"),
+    ("doppler", "#### OMERACT Doppler (vascularity)", "Doppler frames", "OMERACT Doppler",
+     "rev_doppler"),
+)  # fmt: skip
+
+
+def scale_agreement(comparison: Comparison) -> None:
+    """OMERACT and OMERACT Doppler agreement, each over the images both sources graded on that
+    scale (each shown only when there are such images)."""
     summary = comparison.summary
-    if "doppler_n" not in summary:
-        return
-    st.markdown("#### OMERACT Doppler (vascularity)")
-    m = st.columns(3)
-    m[0].metric("Doppler frames graded by both", summary["doppler_n"])
-    m[1].metric("Doppler grade accuracy", _fmt(summary.get("doppler_accuracy")))
-    kq = summary.get("doppler_kappa_quadratic")
-    m[2].metric("Doppler quadratic kappa", _fmt(kq[0] if kq else None),
-                help=f"95 % CI {kq[1]:.2f} to {kq[2]:.2f}" if kq else None)  # fmt: skip
-    doppler = confusion_heatmap(comparison, "OMERACT Doppler")
-    if doppler is not None:
-        st.plotly_chart(doppler, key="rev_doppler")
+    for prefix, heading, frames, scale, key in SCALES:
+        if f"{prefix}_n" not in summary:
+            continue
+        name = scale.removeprefix("OMERACT ") if prefix == "doppler" else scale
+        st.markdown(heading)
+        m = st.columns(3)
+        m[0].metric(f"{frames} graded by both", summary[f"{prefix}_n"])
+        m[1].metric(f"{name} grade accuracy", _fmt(summary.get(f"{prefix}_accuracy")))
+        kq = summary.get(f"{prefix}_kappa_quadratic")
+        m[2].metric(f"{name} quadratic kappa", _fmt(kq[0] if kq else None),
+                    help=f"95 % CI {kq[1]:.2f} to {kq[2]:.2f}" if kq else None)  # fmt: skip
+        figure = confusion_heatmap(comparison, scale)
+        if figure is not None:
+            st.plotly_chart(figure, key=key)
 
 
 def worst_cases(comparison: Comparison) -> None:
@@ -232,7 +241,7 @@ def render() -> None:
     comparison = compared_selection(labels_store, dataset, sources)
     summary_metrics(comparison.summary)
     agreement_figures(comparison)
-    doppler_agreement(comparison)
+    scale_agreement(comparison)
     worst_cases(comparison)
     downloads(comparison, dataset)
     rater_matrices(labels_store, dataset, sources)

@@ -227,3 +227,22 @@ def test_review_starts_from_the_rater_with_the_most_labels(demo):
     assert not at.exception, at.exception
     assert at.selectbox(key="rev_a").value == "rater reference"
     assert at.selectbox(key="rev_b").value != "rater reference"
+
+
+def test_omeract_grades_are_compared_too(demo):
+    """The raters' OMERACT (B-mode) grades get their own agreement, on the page and in the
+    report, beside de Vita's; a model (which gives no OMERACT grade) gets none."""
+    store, ds = demo
+    result = compare(
+        store, ds.id, Source("rater", "reference"), Source("rater", "simulated-rater-B")
+    )
+    assert result.summary["omeract_n"] == 8 and len(result.summary["omeract_confusion"]) == 4
+    assert -1 <= result.summary["omeract_kappa_quadratic"][0] <= 1
+    html = build_report(result, dataset="demo")
+    assert "kappa of OMERACT, quadratic weights" in html and "omeract_n" not in html
+    assert '"text":"OMERACT grades"' in html
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/review.py").run()
+    at.selectbox(key="rev_b").select("rater simulated-rater-B").run()
+    assert not at.exception, at.exception
+    assert {"Images graded by both", "OMERACT grade accuracy"} <= {m.label for m in at.metric}

@@ -32,6 +32,8 @@ REFERENCE_KAPPAS = {
 }
 DOPPLER = "doppler"
 """The prefix of the OMERACT Doppler figures in a summary (``doppler_accuracy``, ...)."""
+OMERACT = "omeract"
+"""The prefix of the OMERACT (B-mode, 0-3) figures in a summary (``omeract_accuracy``, ...)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class Labels:
     probabilities: tuple[float, ...] | None = None
     doppler: int | None = None
     """The OMERACT Doppler grade (raters on Doppler frames; models give none)."""
+    omeract: int | None = None
+    """The OMERACT (B-mode) grade 0-3 (raters; models give none)."""
 
 
 def available_sources(store: LabelStore, dataset_id: int) -> list[Source]:
@@ -117,6 +121,7 @@ def load_labels(store: LabelStore, dataset_id: int, source: Source) -> dict[int,
             out[image_id] = Labels(
                 key=f"m{m.id}" if m else "", mask_png=m.png if m else None,
                 devita=g.devita if g else None, doppler=g.doppler if g else None,
+                omeract=g.omeract if g else None,
             )  # fmt: skip
         return out
     if source.kind == "model":
@@ -160,8 +165,9 @@ def _consensus(
         png = imaging.encode_mask_png(metrics.consensus_mask(np.stack(masks))) if masks else None
         grade = _median_grade([x.devita for x in labels])
         doppler = _median_grade([x.doppler for x in labels])
+        omeract = _median_grade([x.omeract for x in labels])
         key = "c" + "-".join(x.key for x in labels)
-        out[image_id] = Labels(key, png, grade, doppler=doppler)
+        out[image_id] = Labels(key, png, grade, doppler=doppler, omeract=omeract)
     return out
 
 
@@ -240,6 +246,8 @@ def compare(
             "grade_b": lb.devita,
             "doppler_a": la.doppler,
             "doppler_b": lb.doppler,
+            "omeract_a": la.omeract,
+            "omeract_b": lb.omeract,
             "iou": np.nan,
             "dice": np.nan,
             "hd95": np.nan,
@@ -296,6 +304,7 @@ def summarize(table: pd.DataFrame) -> dict[str, Any]:
         }
         icc = metrics.icc_2_1(areas)
         out["icc_area"] = [icc.icc, icc.ci_low, icc.ci_high]
+    out.update(_scale_figures(table, "omeract_a", "omeract_b", OMERACT))
     out.update(_scale_figures(table, "doppler_a", "doppler_b", DOPPLER))
     prob_cols = [f"p{g}" for g in range(4)]
     if all(c in table for c in prob_cols) and graded.sum() >= 2:

@@ -34,9 +34,11 @@ def iou_histogram(comparison: Comparison) -> go.Figure:
 
 def confusion_heatmap(comparison: Comparison, scale: str = "de Vita") -> go.Figure | None:
     """The confusion matrix of one grade scale (rows: source A, columns: source B): ``"de
-    Vita"`` or ``"OMERACT Doppler"`` (the images both sides graded on it); None when the
+    Vita"``, ``"OMERACT"`` or ``"OMERACT Doppler"`` (the images both sides graded on it); None when the
     comparison has no matrix (fewer than two images graded by both sides)."""
-    key = "doppler_confusion" if scale == "OMERACT Doppler" else "confusion"
+    key = {"OMERACT Doppler": "doppler_confusion", "OMERACT": "omeract_confusion"}.get(
+        scale, "confusion"
+    )
     if key not in comparison.summary:
         return None
     matrix = np.array(comparison.summary[key])

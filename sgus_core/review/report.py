@@ -20,8 +20,8 @@ from sgus_core.review.figures import (
 METHODS = (
     "Masks were compared per image by the intersection over union (IoU = TP / (|A| + |B| - TP)), "
     "the Dice coefficient (2 IoU / (1 + IoU)) and the 95th percentile Hausdorff distance between "
-    "outlines. De Vita grades (and OMERACT Doppler grades, over the frames both sources gave one) were "
-    "compared by accuracy, the confusion matrix and Cohen's kappa "
+    "outlines. De Vita grades (and OMERACT and OMERACT Doppler grades, each over the frames "
+    "both sources gave one) were compared by accuracy, the confusion matrix and Cohen's kappa "
     "(unweighted, linear and quadratic weights) with 95 % percentile-bootstrap confidence "
     "intervals (300 resamples over images). Gland areas (mm², from the pixel spacing) were "
     "compared by Bland-Altman analysis (bias and 95 % limits of agreement, bias +- 1.96 SD) and the "
@@ -48,6 +48,11 @@ SUMMARY_LABELS = {
     "bland_altman_mm2": "Bland-Altman of gland area (mm², B - A)",
     "icc_area": "ICC(2,1) of gland area",
     "auc_per_grade": "AUC per de Vita grade (0, 1, 2, 3)",
+    "omeract_n": "Images with both OMERACT grades",
+    "omeract_accuracy": "OMERACT grade accuracy",
+    "omeract_kappa_unweighted": "Cohen's kappa of OMERACT, unweighted",
+    "omeract_kappa_linear": "Cohen's kappa of OMERACT, linear weights",
+    "omeract_kappa_quadratic": "Cohen's kappa of OMERACT, quadratic weights",
     "doppler_n": "Images with both OMERACT Doppler grades",
     "doppler_accuracy": "OMERACT Doppler grade accuracy",
     "doppler_kappa_unweighted": "Cohen's kappa of OMERACT Doppler, unweighted",
@@ -107,6 +112,7 @@ def build_report(comparison: Comparison, *, dataset: str, data_note: str = "") -
         for f in (
             iou_histogram(comparison),
             confusion_heatmap(comparison),
+            confusion_heatmap(comparison, "OMERACT"),
             confusion_heatmap(comparison, "OMERACT Doppler"),
             roc_figure(comparison),
             bland_altman_figure(comparison),
@@ -121,7 +127,7 @@ def build_report(comparison: Comparison, *, dataset: str, data_note: str = "") -
         f"<tr><td>{html.escape(SUMMARY_LABELS.get(k, k.replace('_', ' ')))}</td>"
         f"<td>{html.escape(_number(v))}</td></tr>"
         for k, v in comparison.summary.items()
-        if k not in ("confusion", "doppler_confusion")
+        if not k.endswith("confusion")
     )
     selection = " · ".join(
         f"{html.escape(k)} {html.escape(str(v))}" for k, v in comparison.selection.items()
