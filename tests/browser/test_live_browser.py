@@ -67,7 +67,9 @@ def test_live_segments_the_camera_and_captures_a_frame(app_url, app_db_url, came
         dataset = store.require_dataset("live captures")
         [image] = store.list_images(dataset.id)
         assert (image.patient, image.gland) == ("LIVE-01", "parotid")
-        assert (image.width, image.height) == (640, 480)
+        # The camera sends 640x480; WebRTC's encoder scales a stream down (480x360, ...) when
+        # the CPU is busy (two test workers on two cores): the frame is stored as it arrived.
+        assert image.width * 3 == image.height * 4 and 320 <= image.width <= 640
         assert store.image_path(image).is_file()
         prediction = store.latest_prediction(image.id)
         assert prediction is not None and prediction.area_px > 1000
