@@ -180,7 +180,8 @@ def area_and_grade(frame: imaging.Frame, prediction: Prediction) -> None:
                   help="The frame does not give its pixel spacing, so no area in mm².")  # fmt: skip
     if prediction.grade_probabilities and prediction.grade is not None:
         if odd or not prediction.mask.any():
-            st.info("No grade: there is no gland outline to read it in.")
+            why = "this is no ultrasound frame" if odd else "the model found no gland to grade"
+            st.info(f"No grade: {why}.")
             return
         st.metric("Predicted de Vita grade", prediction.grade)
         st.caption(DEVITA_GRADES[prediction.grade])

@@ -143,10 +143,10 @@ def agreement_figures(comparison: Comparison) -> None:
         )  # fmt: skip
 
 
-SCALES = (  # (summary prefix, heading, what the frames are called, figure scale, chart key)
-    ("omeract", "#### OMERACT (B-mode, 0-3)", "Images", "OMERACT", "rev_omeract"),
-    ("doppler", "#### OMERACT Doppler (vascularity)", "Doppler frames", "OMERACT Doppler",
-     "rev_doppler"),
+SCALES = (  # (summary prefix, heading, the frames, the grade's short name, figure scale, key)
+    ("omeract", "#### OMERACT (B-mode, 0-3)", "Images", "OMERACT", "OMERACT", "rev_omeract"),
+    ("doppler", "#### OMERACT Doppler (vascularity)", "Doppler frames", "Doppler",
+     "OMERACT Doppler", "rev_doppler"),
 )  # fmt: skip
 
 
@@ -154,10 +154,9 @@ def scale_agreement(comparison: Comparison) -> None:
     """OMERACT and OMERACT Doppler agreement, each over the images both sources graded on that
     scale (each shown only when there are such images)."""
     summary = comparison.summary
-    for prefix, heading, frames, scale, key in SCALES:
+    for prefix, heading, frames, name, scale, key in SCALES:
         if f"{prefix}_n" not in summary:
             continue
-        name = scale.removeprefix("OMERACT ") if prefix == "doppler" else scale
         st.markdown(heading)
         m = st.columns(3)
         m[0].metric(f"{frames} graded by both", summary[f"{prefix}_n"])

@@ -388,7 +388,7 @@ def _frame_baseline(run: GradeRun) -> dict[str, Any] | None:
         "kappa_quadratic": base["kappa_quadratic"],
         "kappa_ci95": base["kappa_ci95"],
         "accuracy": base["accuracy"],
-        "beaten": bool(run.report["kappa_quadratic"] > base["kappa_quadratic"]),
+        "beaten": run.beats_frame_baseline,
     }
 
 

@@ -89,6 +89,14 @@ class GradeRun:
         """The kept design's figures."""
         return self.reports[self.design]
 
+    @property
+    def beats_frame_baseline(self) -> bool | None:
+        """Whether the kept design's kappa is above the frame-statistics baseline's (None
+        without that baseline)."""
+        if self.frame_baseline is None:
+            return None
+        return bool(self.report["kappa_quadratic"] > self.frame_baseline["kappa_quadratic"])
+
 
 def _designs(design: str | None, from_model: Path | None) -> tuple[str, ...]:
     if from_model is not None:
@@ -114,7 +122,7 @@ def baseline_warning(report: dict[str, Any], design: str) -> str | None:
 def frame_baseline_warning(run: GradeRun) -> str | None:
     """The warning to print when the kept grader does not beat reading the whole frame."""
     base = run.frame_baseline
-    if base is None or run.report["kappa_quadratic"] > base["kappa_quadratic"]:
+    if base is None or run.beats_frame_baseline:
         return None
     return (
         f"WARNING: the {run.design} grader (kappa {run.report['kappa_quadratic']:.2f}) does not "
