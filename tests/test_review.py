@@ -143,15 +143,20 @@ def test_review_page_shows_agreement_on_the_demo(demo):
     assert any("Only 8 images are compared" in w.value for w in at.warning)
 
 
+def _review_after_one_grade(store, ds, rater: str, devita: int) -> AppTest:
+    """The Review page once ``rater`` has graded the dataset's first image (and nothing else)."""
+    store.ensure_rater(rater)
+    store.save_grade(store.list_images(ds.id)[0].id, rater, devita=devita)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/review.py").run()
+    return at
+
+
 def test_one_image_graded_by_both_gets_no_empty_grade_matrix(demo):
     """With one image graded by both sides the page says grade figures need two, and shows no
     all-zero confusion matrix in their place."""
     store, ds = demo
-    first = store.list_images(ds.id)[0]
-    store.ensure_rater("newcomer")
-    store.save_grade(first.id, "newcomer", devita=2)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/review.py").run()
+    at = _review_after_one_grade(store, ds, "newcomer", 2)
     at.selectbox(key="rev_b").select("rater newcomer").run()
     assert not at.exception, at.exception
     assert any("need at least two images graded by both" in w.value for w in at.warning)
@@ -219,11 +224,7 @@ def test_review_starts_from_the_rater_with_the_most_labels(demo):
     the page starts from the rater with labels on the most images (against the model, when one
     has predictions, else another source)."""
     store, ds = demo
-    first = store.list_images(ds.id)[0]
-    store.ensure_rater("aaa-newcomer")
-    store.save_grade(first.id, "aaa-newcomer", devita=1)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/review.py").run()
+    at = _review_after_one_grade(store, ds, "aaa-newcomer", 1)
     assert not at.exception, at.exception
     assert at.selectbox(key="rev_a").value == "rater reference"
     assert at.selectbox(key="rev_b").value != "rater reference"
