@@ -205,11 +205,11 @@ def train_grade(
     return run
 
 
-def _features(graded: Sequence[Sample], say: StageProgress) -> np.ndarray:
+def _features(graded: Sequence[Sample], say: StageProgress, stage: str = "features") -> np.ndarray:
     rows = []
     for i, s in enumerate(graded, start=1):
         rows.append(fg.sample_features([s])[0])
-        say("features", i, len(graded), {})
+        say(stage, i, len(graded), {})
     return np.stack(rows)
 
 
@@ -218,14 +218,10 @@ def _frame_statistics(graded: Sequence[Sample], say: StageProgress) -> np.ndarra
     the feature grader's own)."""
     if all(s.mask is None for s in graded):
         return None
-    rows = []
-    for i, s in enumerate(graded, start=1):
-        rows.append(fg.sample_features([replace(s, mask=None)])[0])
-        say("baseline features", i, len(graded), {})
-    return np.stack(rows)
+    return _features([replace(s, mask=None) for s in graded], say, "baseline features")
 
 
-def _fit_predict_features(
+def _fold_logits(
     x: np.ndarray,
     y: np.ndarray,
     groups: Sequence[str],
@@ -233,12 +229,14 @@ def _fit_predict_features(
     test: np.ndarray,
     seed: int,
 ) -> np.ndarray:
-    """Grades of ``x[test]`` from the feature model fitted on ``x[fit]`` (the one grade when the
-    fitted part has only one)."""
+    """(len(test), 4) grade logits of ``x[test]`` from the feature model fitted on ``x[fit]``;
+    when the fitted part has one grade only, that grade (logit 0, every other -inf)."""
     if len(np.unique(y[fit])) < 2:
-        return np.full(len(test), y[fit][0], dtype=np.int64)
+        logits = np.full((len(test), N_GRADES), -np.inf)
+        logits[:, y[fit][0]] = 0.0
+        return logits
     model = fg.fit_feature_model(x[fit], y[fit], [groups[i] for i in fit], seed=seed)
-    return np.argmax(fg.four_grade_logits(model, x[test]), axis=1)
+    return fg.four_grade_logits(model, x[test])
 
 
 def _cross_validate(run, graded, y, groups, x, designs, k, cnn_options, say) -> None:
@@ -254,14 +252,10 @@ def _cross_validate(run, graded, y, groups, x, designs, k, cnn_options, say) -> 
             assert x is not None
             logits = np.full((len(y), N_GRADES), -np.inf)
             for f, (tr, te) in enumerate(folds):
-                if len(np.unique(y[tr])) < 2:
-                    predicted[te] = y[tr][0]
-                    logits[te, y[tr][0]] = 0.0
-                    continue
-                model = fg.fit_feature_model(x[tr], y[tr], [groups[i] for i in tr], seed=run.seed)
-                logits[te] = fg.four_grade_logits(model, x[te])
+                logits[te] = _fold_logits(x, y, groups, tr, te, run.seed)
                 predicted[te] = np.argmax(logits[te], axis=1)
-                say(f"{design} folds", f + 1, k, {})
+                if len(np.unique(y[tr])) > 1:  # a fold of one grade fitted nothing to report
+                    say(f"{design} folds", f + 1, k, {})
         else:
             for f, (tr, te) in enumerate(folds):
                 part = [graded[i] for i in tr]
@@ -282,7 +276,7 @@ def _cross_validate(run, graded, y, groups, x, designs, k, cnn_options, say) -> 
     if frame is not None:
         predicted = np.zeros_like(y)
         for tr, te in folds:
-            predicted[te] = _fit_predict_features(frame, y, groups, tr, te, run.seed)
+            predicted[te] = np.argmax(_fold_logits(frame, y, groups, tr, te, run.seed), axis=1)
         run.frame_baseline = grade_report(y, predicted, groups, fold_of, majority, seed=run.seed)
     run.protocol = {"folds": k, "grouping": "by patient", "stratified_by": run.target}
     run.design = max(
@@ -339,7 +333,8 @@ def _single_split(run, graded, y, x, designs, cnn_options, say) -> None:
         )
     frame = _frame_statistics(graded, say)
     if frame is not None:
-        predicted = _fit_predict_features(frame, y, groups.tolist(), fit_idx, test_idx, run.seed)
+        logits = _fold_logits(frame, y, groups.tolist(), fit_idx, test_idx, run.seed)
+        predicted = np.argmax(logits, axis=1)
         run.frame_baseline = grade_report(
             y[test_idx], predicted, groups[test_idx].tolist(), fold_of, majority, seed=run.seed
         )
