@@ -53,7 +53,12 @@ def compared_selection(
     """The sources and filters chosen and their comparison; stops when they share no image."""
     labels = [s.label for s in sources]
     left, right = st.columns(2)  # a row of their own: source names (a consensus) are long
-    a_default = most_labelled_rater(labels_store, dataset.id, sources)
+    chosen = st.session_state.get("rev_a")  # a choice already made: no need to count labels
+    a_default = (
+        labels.index(chosen)
+        if chosen in labels
+        else most_labelled_rater(labels_store, dataset.id, sources)
+    )
     a_label = left.selectbox("Source A (reference)", labels, index=a_default, key="rev_a")
     others = [i for i in range(len(sources)) if i != a_default]
     b_default = next((i for i in others if sources[i].kind == "model"), others[0])
