@@ -25,6 +25,19 @@ GRADES: tuple[int, ...] = (0, 1, 2, 3)
 
 N_GRADES = len(GRADES)
 
+CONFIDENCES: tuple[int, ...] = (1, 2, 3, 4, 5)
+"""A rater's optional confidence in her grades, 1 (a guess) to 5 (certain)."""
+
+HOCEVAR_ITEM_RANGES: tuple[tuple[str, int, int], ...] = (
+    ("Parenchymal echogenicity", 0, 1),
+    ("Inhomogeneity", 0, 3),
+    ("Hypoechoic areas", 0, 3),
+    ("Hyperechoic reflections", 0, 3),
+    ("Clarity of the gland border", 0, 2),
+)
+"""The five Hocevar items of one gland (Hocevar et al. 2005) with their inclusive ranges, in the
+order they are stored."""
+
 GRADE_TARGETS: tuple[str, ...] = ("devita", "omeract")
 """Grades a grader can be trained to predict."""
 

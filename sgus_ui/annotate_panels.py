@@ -30,6 +30,7 @@ from sgus_core.annotate.strokes import Stroke, strokes_from_canvas
 from sgus_core.errors import SgusError
 from sgus_core.inference.pipeline import segment_prompted
 from sgus_core.study.scoring import DEVITA_GRADES, DOPPLER_GRADES, HOCEVAR_ITEMS, OMERACT_GRADES
+from sgus_core.vocabulary import CONFIDENCES
 from sgus_ui.annotate_state import (
     ERASE_COLOUR,
     HIDDEN_SHORTCUTS_CSS,
@@ -320,7 +321,7 @@ def grading_panel(visible: VisibleLabels, reading: Reading, *, doppler: bool = F
     hocevar = hocevar_items(key)
     confidence = st.segmented_control(  # none until chosen: an untouched default is no opinion
         "Confidence (optional)",
-        [1, 2, 3, 4, 5],
+        list(CONFIDENCES),
         default=last.confidence if last else None,
         key=f"ann_conf_{key}",
         help="How sure you are of these grades, 1 (guess) to 5 (certain).",

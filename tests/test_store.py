@@ -126,6 +126,13 @@ def test_grades_keep_history_and_validate(store, tmp_path):
     assert latest.comment == "re-read"
     with pytest.raises(StoreError, match="0, 1, 2 or 3"):
         store.save_grade(image_id, "ana", devita=4)
+    with pytest.raises(StoreError, match="Hocevar needs 5 items, not 4"):
+        store.save_grade(image_id, "ana", devita=2, hocevar=[1, 2, 2, 1])
+    with pytest.raises(StoreError, match="'Clarity of the gland border' must be 0-2, not 3"):
+        store.save_grade(image_id, "ana", devita=2, hocevar=[1, 2, 2, 1, 3])
+    with pytest.raises(StoreError, match="Confidence must be 1-5, not 0"):
+        store.save_grade(image_id, "ana", devita=2, confidence=0)
+    assert len(store.grade_history(image_id)) == 2
 
 
 def test_every_write_is_audited(store, tmp_path):

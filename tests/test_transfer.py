@@ -111,6 +111,71 @@ def test_masks_export_then_import_reproduces_every_pixel_and_grade(store, phanto
         )
 
 
+def test_hocevar_items_confidence_and_comment_survive_export_and_import(
+    store, phantom_folder, tmp_path
+):
+    """A rater's Hocevar items, confidence and comment (with a comma, quotes and a line break)
+    come back from an exported CSV; importing it twice saves them once."""
+    import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv", dataset="a")
+    a = store.require_dataset("a")
+    first = store.list_images(a.id)[0]
+    comment = 'border unclear, "lobulated"\nre-read next week'
+    store.save_grade(
+        first.id, "imported", devita=2, omeract=1, hocevar=[1, 2, 3, 0, 2], comment=comment,
+        confidence=4,
+    )  # fmt: skip
+    out = tmp_path / "export"
+    export_dataset(store, "a", out, fmt="masks")
+    row = next(r for r in _rows(out / "labels.csv") if r["hocevar"])
+    assert (row["hocevar"], row["confidence"], row["comment"]) == ("1;2;3;0;2", "4", comment)
+    import_folder(store, out, labels_csv=out / "labels.csv", dataset="b")
+    again = import_folder(store, out, labels_csv=out / "labels.csv", dataset="b")
+    assert again.labels_saved == 0
+    b = store.require_dataset("b")
+    twin = next(i for i in store.list_images(b.id) if i.content_hash == first.content_hash)
+    history = store.grade_history(twin.id, "imported")
+    assert len(history) == 1
+    got = history[0]
+    assert (got.devita, got.omeract, got.hocevar, got.confidence, got.comment) == (
+        2, 1, (1, 2, 3, 0, 2), 4, comment
+    )  # fmt: skip
+    assert "hocevar" not in twin.meta.get("csv", {})  # read as labels, not kept as metadata
+    coco = json.loads(export_dataset(store, "a", tmp_path / "coco", fmt="coco").read_text())
+    shown = next(i for i in coco["images"] if i["id"] == first.id)
+    assert (shown["hocevar"], shown["confidence"], shown["comment"]) == (
+        [1, 2, 3, 0, 2],
+        4,
+        comment,
+    )
+
+
+def test_bad_hocevar_items_and_confidence_are_skipped_with_reasons(store, phantom_folder, tmp_path):
+    """Hocevar cells with the wrong count or an item out of its range, and a confidence outside
+    1-5, skip their row with a reason that names the problem."""
+    folder = tmp_path / "details"
+    rows = _rows(phantom_folder / "labels.csv")[:4]
+    for row in rows:
+        for key in ("image", "mask"):
+            target = folder / row[key]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes((phantom_folder / row[key]).read_bytes())
+    cells = [("1;2", ""), ("2;2;2;2;2", ""), ("", "7"), ("1 3 3 3 2", "5")]
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*rows[0], "hocevar", "confidence"])
+        writer.writeheader()
+        for row, (hocevar, confidence) in zip(rows, cells, strict=True):
+            writer.writerow({**row, "hocevar": hocevar, "confidence": confidence})
+    report = import_folder(store, folder, labels_csv=folder / "labels.csv")
+    reasons = [reason for _, reason in report.skipped]
+    assert len(reasons) == 3
+    assert "has 2 items; give 5" in reasons[0]
+    assert "'Parenchymal echogenicity' is 2, not 0-1" in reasons[1]
+    assert "confidence '7' is not 1-5" in reasons[2]
+    ds = store.require_dataset("details")
+    (kept,) = store.latest_grades_for_dataset(ds.id, "imported").values()
+    assert (kept.hocevar, kept.confidence) == ((1, 3, 3, 3, 2), 5)
+
+
 def test_masks_export_matches_the_original_mask_files(store, phantom_folder, tmp_path):
     """Exported 0/255 mask files equal the mask files that were imported."""
     import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv", dataset="a")

@@ -12,10 +12,20 @@ from sgus_core.store import schema as t
 from sgus_core.store.base import StoreBase, utc_now
 from sgus_core.store.records import Grade, MaskVersion, StatusEvent
 from sgus_core.store.validation import require_valid_mask, same_mask
-from sgus_core.vocabulary import MASK_SOURCES, STATUSES
+from sgus_core.vocabulary import (
+    CONFIDENCES,
+    GRADES,
+    HOCEVAR_ITEM_RANGES,
+    MASK_SOURCES,
+    STATUSES,
+)
 
 _L = TypeVar("_L", MaskVersion, Grade)
-_PG_LOCK_IMAGE_LABELS = 7405205  # advisory-lock class: one lock per image (import's saves)
+_PG_LOCK_IMAGE_LABELS = 7405205
+_GradeValues = tuple[
+    int | None, int | None, int | None, tuple[int, ...] | None, str | None, int | None
+]
+"""(de Vita, OMERACT, Doppler, Hocevar items, comment, confidence) of one save."""  # advisory-lock class: one lock per image (import's saves)
 
 
 def _mask(row: Any) -> MaskVersion:
@@ -28,15 +38,30 @@ def _grade(row: Any) -> Grade:
     return Grade(**m)
 
 
-def _check_grades(devita: int | None, omeract: int | None, doppler: int | None) -> None:
-    """Refuse a grade outside 0-3.
+def _check_grades(
+    devita: int | None,
+    omeract: int | None,
+    doppler: int | None,
+    hocevar: Sequence[int] | None = None,
+    confidence: int | None = None,
+) -> None:
+    """Refuse a grade outside 0-3, Hocevar items that are not the five items in their ranges,
+    and a confidence outside 1-5.
 
     Raises:
         StoreError: names the scale and the value.
     """
     for label, value in (("de Vita", devita), ("OMERACT", omeract), ("OMERACT Doppler", doppler)):
-        if value is not None and value not in (0, 1, 2, 3):
+        if value is not None and value not in GRADES:
             raise StoreError(f"{label} grade must be 0, 1, 2 or 3, not {value!r}.")
+    if hocevar is not None:
+        if len(hocevar) != len(HOCEVAR_ITEM_RANGES):
+            raise StoreError(f"Hocevar needs {len(HOCEVAR_ITEM_RANGES)} items, not {len(hocevar)}.")
+        for (name, low, high), value in zip(HOCEVAR_ITEM_RANGES, hocevar, strict=True):
+            if isinstance(value, bool) or value not in range(low, high + 1):
+                raise StoreError(f"Hocevar {name!r} must be {low}-{high}, not {value!r}.")
+    if confidence is not None and confidence not in CONFIDENCES:
+        raise StoreError(f"Confidence must be 1-5, not {confidence!r}.")
 
 
 def _newest_per_rater(history: Sequence[_L]) -> dict[str, _L]:
@@ -207,7 +232,7 @@ class LabelArea(StoreBase):
         Raises:
             StoreError: a grade outside 0-3, or nothing to save.
         """
-        _check_grades(devita, omeract, doppler)
+        _check_grades(devita, omeract, doppler, hocevar, confidence)
         if (
             devita is None
             and omeract is None
@@ -377,9 +402,12 @@ class LabelArea(StoreBase):
         actor: str | None = None,
         skip_unchanged: bool = False,
         doppler: int | None = None,
+        hocevar: Sequence[int] | None = None,
+        comment: str | None = None,
+        confidence: int | None = None,
     ) -> tuple[MaskVersion | None, Grade | None]:
         """Save a mask and grades of one image atomically (both or neither); the mask is checked
-        as :meth:`save_mask` checks it.
+        as :meth:`save_mask` checks it, the grades as :meth:`save_grade` checks them.
 
         With ``skip_unchanged`` (what an import does) a mask with the same pixels as the rater's
         newest one, and grades equal to her newest, are not saved again (``None`` in their
@@ -388,19 +416,18 @@ class LabelArea(StoreBase):
         importing the same labels at once save them once.
 
         Raises:
-            StoreError: a grade outside 0-3, or a mask :meth:`save_mask` would refuse.
+            StoreError: a grade outside its range, or a mask :meth:`save_mask` would refuse.
         """
-        _check_grades(devita, omeract, doppler)
+        _check_grades(devita, omeract, doppler, hocevar, confidence)
         if mask_png is not None:
             self._check_mask(image_id, mask_png, area_px, source)
+        items = tuple(hocevar) if hocevar is not None else None
+        grades: _GradeValues = (devita, omeract, doppler, items, comment or None, confidence)
         with self.transaction() as conn:
             mask = None
             grade = None
             if skip_unchanged:
-                mask_png, grades = self._only_changes(
-                    conn, image_id, rater, mask_png, (devita, omeract, doppler)
-                )
-                devita, omeract, doppler = grades
+                mask_png, grades = self._only_changes(conn, image_id, rater, mask_png, grades)
             if mask_png is not None:
                 mask = self._save_mask(
                     conn,
@@ -414,10 +441,11 @@ class LabelArea(StoreBase):
                     round_id,
                     actor,
                 )
-            if devita is not None or omeract is not None or doppler is not None:
+            devita, omeract, doppler, items, comment, confidence = grades
+            if any(g is not None for g in (devita, omeract, doppler, items, comment)):
                 grade = self._save_grade(
-                    conn, image_id, rater, devita, omeract, None, None, None, round_id, actor,
-                    doppler,
+                    conn, image_id, rater, devita, omeract, items, comment, confidence, round_id,
+                    actor, doppler,
                 )  # fmt: skip
         return mask, grade
 
@@ -427,8 +455,8 @@ class LabelArea(StoreBase):
         image_id: int,
         rater: str,
         mask_png: bytes | None,
-        grades: tuple[int | None, int | None, int | None],
-    ) -> tuple[bytes | None, tuple[int | None, int | None, int | None]]:
+        grades: _GradeValues,
+    ) -> tuple[bytes | None, _GradeValues]:
         """The parts of a save that differ from the rater's newest labels, read under a lock on
         the image held until the transaction ends."""
         if conn.dialect.name == "postgresql":
@@ -449,17 +477,22 @@ class LabelArea(StoreBase):
             if newest is not None and same_mask(newest, mask_png):
                 mask_png = None
         if any(g is not None for g in grades):
+            g = t.grades.c
             latest = conn.execute(
-                select(t.grades.c.devita, t.grades.c.omeract, t.grades.c.doppler)
-                .where(t.grades.c.image_id == image_id, t.grades.c.rater_id == rater_id)
-                .order_by(t.grades.c.id.desc())
+                select(g.devita, g.omeract, g.doppler, g.hocevar, g.comment, g.confidence)
+                .where(g.image_id == image_id, g.rater_id == rater_id)
+                .order_by(g.id.desc())
                 .limit(1)
             ).first()
-            # A save without a Doppler grade (a CSV without the column) leaves it out of the
-            # comparison: the same de Vita and OMERACT grades are then nothing new.
-            newest = (latest.devita, latest.omeract, latest.doppler) if latest else None
-            if newest is not None and newest[:2] == grades[:2] and grades[2] in (None, newest[2]):
-                grades = (None, None, None)
+            # A save leaves the optional parts it does not give (a CSV without the Doppler,
+            # Hocevar, comment or confidence column) out of the comparison: the same de Vita and
+            # OMERACT grades are then nothing new.
+            if latest is not None:
+                held = (*latest[:3], None if latest[3] is None else tuple(latest[3]), *latest[4:])
+                if held[:2] == grades[:2] and all(
+                    new in (None, old) for new, old in zip(grades[2:], held[2:], strict=True)
+                ):
+                    grades = (None, None, None, None, None, None)
         return mask_png, grades
 
     # ------------------------------------------------------------ status

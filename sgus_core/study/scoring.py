@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sgus_core.errors import ScoreError
-from sgus_core.vocabulary import GLANDS, GRADES, SIDES
+from sgus_core.vocabulary import GLANDS, GRADES, HOCEVAR_ITEM_RANGES, SIDES
 
 GLAND_COUNT = len(GLANDS) * len(SIDES)
 
@@ -75,13 +75,7 @@ class HocevarItem:
     high: int
 
 
-HOCEVAR_ITEMS: tuple[HocevarItem, ...] = (
-    HocevarItem("Parenchymal echogenicity", 0, 1),
-    HocevarItem("Inhomogeneity", 0, 3),
-    HocevarItem("Hypoechoic areas", 0, 3),
-    HocevarItem("Hyperechoic reflections", 0, 3),
-    HocevarItem("Clarity of the gland border", 0, 2),
-)
+HOCEVAR_ITEMS: tuple[HocevarItem, ...] = tuple(HocevarItem(*item) for item in HOCEVAR_ITEM_RANGES)
 HOCEVAR_GLAND_MAX = sum(item.high for item in HOCEVAR_ITEMS)
 HOCEVAR_TOTAL_MAX = HOCEVAR_GLAND_MAX * GLAND_COUNT
 # Hocevar 2005: a total >= 17 (specificity 98.7 %, sensitivity 58.8 %).

@@ -144,6 +144,7 @@ def export_dataset(
                     raise StoreError(f"Cannot write {mask_path}.")
                 row["mask"] = f"masks/{stem}.png"
             row["image"] = relative
+        row.update(_grade_details(grade))
         row.update(image.meta.get("csv", {}))
         rows.append(row)
         if progress:
@@ -155,6 +156,18 @@ def export_dataset(
         writer.writeheader()
         writer.writerows(rows)
     return csv_path
+
+
+def _grade_details(grade: Grade | None) -> dict[str, str]:
+    """The CSV's last label columns: Hocevar items (``;``-separated), confidence and comment
+    (the import reads them back)."""
+    if grade is None:
+        return {"hocevar": "", "confidence": "", "comment": ""}
+    return {
+        "hocevar": ";".join(str(item) for item in grade.hocevar or ()),
+        "confidence": "" if grade.confidence is None else str(grade.confidence),
+        "comment": grade.comment or "",
+    }
 
 
 def _export_image(store: LabelStore, image: ImageRecord, stem: str, out_dir: Path) -> str:
@@ -231,6 +244,9 @@ def _export_coco(
                 "devita": grade.devita if grade else None,
                 "omeract": grade.omeract if grade else None,
                 "doppler": grade.doppler if grade else None,
+                "hocevar": list(grade.hocevar) if grade and grade.hocevar else None,
+                "confidence": grade.confidence if grade else None,
+                "comment": grade.comment if grade else None,
             }
         )
         version = masks.get(image.id)

@@ -15,7 +15,7 @@ from sgus_core.imaging.privacy import BLANK_KEY, blank_by_default
 from sgus_core.settings import DEFAULT_MAX_PIXELS
 from sgus_core.store import ImageRecord, LabelStore, NewImage
 from sgus_core.store.validation import same_mask
-from sgus_core.vocabulary import GLANDS, SIDES
+from sgus_core.vocabulary import CONFIDENCES, GLANDS, HOCEVAR_ITEM_RANGES, SIDES
 
 KNOWN_COLUMNS = (
     "image",
@@ -28,6 +28,9 @@ KNOWN_COLUMNS = (
     "doppler",
     "rater",
     "spacing_mm",
+    "hocevar",
+    "confidence",
+    "comment",
 )
 DEFAULT_IMPORT_RATER = "imported"
 _GLAND_ALIASES = {
@@ -82,6 +85,15 @@ class _LabelRow:
     meta: dict[str, str]
     doppler: int | None = None
     """OMERACT Doppler grade (the optional ``doppler`` column; older CSVs have none)."""
+    hocevar: tuple[int, ...] | None = None
+    confidence: int | None = None
+    comment: str | None = None
+
+    @property
+    def has_grades(self) -> bool:
+        """Whether the row gives a grade, Hocevar items or a comment (something to save)."""
+        given = (self.devita, self.omeract, self.doppler, self.hocevar, self.comment)
+        return any(value is not None for value in given)
 
 
 def _inside(root: Path, relative: str, what: str) -> Path:
@@ -113,6 +125,43 @@ def _grade(value: str, name: str) -> int | None:
     if number not in (0, 1, 2, 3):
         raise ImportRowError(f"{name} {value!r} is not a grade (0, 1, 2 or 3)")
     return int(number)
+
+
+def _whole(value: str, name: str) -> int:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImportRowError(f"{name} {value!r} is not a whole number") from None
+    if not number.is_integer():
+        raise ImportRowError(f"{name} {value!r} is not a whole number")
+    return int(number)
+
+
+def _hocevar(value: str) -> tuple[int, ...] | None:
+    """The ``hocevar`` cell: the five item scores separated by ``;`` (as the export writes
+    them), commas or spaces."""
+    parts = [p for p in value.replace(",", ";").replace(" ", ";").split(";") if p]
+    if not parts:
+        return None
+    if len(parts) != len(HOCEVAR_ITEM_RANGES):
+        raise ImportRowError(
+            f"hocevar {value!r} has {len(parts)} items; give {len(HOCEVAR_ITEM_RANGES)} "
+            "separated by ';'"
+        )
+    items = tuple(_whole(part, "hocevar item") for part in parts)
+    for (name, low, high), item in zip(HOCEVAR_ITEM_RANGES, items, strict=True):
+        if not low <= item <= high:
+            raise ImportRowError(f"hocevar item {name!r} is {item}, not {low}-{high}")
+    return items
+
+
+def _confidence(value: str) -> int | None:
+    if not value:
+        return None
+    number = _whole(value, "confidence")
+    if number not in CONFIDENCES:
+        raise ImportRowError(f"confidence {value!r} is not 1-5")
+    return number
 
 
 def _parse_row(root: Path, line: int, row: dict[str | None, Any], default_rater: str) -> _LabelRow:
@@ -152,6 +201,9 @@ def _parse_row(root: Path, line: int, row: dict[str | None, Any], default_rater:
         spacing_mm=spacing,
         meta={k: v for k, v in cells.items() if k not in KNOWN_COLUMNS and v},
         doppler=_grade(cells.get("doppler", ""), "doppler"),
+        hocevar=_hocevar(cells.get("hocevar", "")),
+        confidence=_confidence(cells.get("confidence", "")),
+        comment=cells.get("comment") or None,
     )
 
 
@@ -329,12 +381,7 @@ def _import_file(
                 continue
             if store.update_image_metadata(image_id, _metadata(label), actor=actor):
                 report.metadata_updated += 1
-        if (
-            mask_png is None
-            and label.devita is None
-            and label.omeract is None
-            and label.doppler is None
-        ):
+        if mask_png is None and not label.has_grades:
             continue
         store.ensure_rater(label.rater, actor=actor)
         saved_mask, saved_grade = store.save_labels(
@@ -346,6 +393,9 @@ def _import_file(
             devita=label.devita,
             omeract=label.omeract,
             doppler=label.doppler,
+            hocevar=label.hocevar,
+            comment=label.comment,
+            confidence=label.confidence,
             actor=actor,
             skip_unchanged=True,
         )
