@@ -127,18 +127,21 @@ def summary_metrics(summary: dict[str, Any]) -> None:
 
 def agreement_figures(comparison: Comparison) -> None:
     """IoU histogram, grade confusion, ROC and Bland-Altman plots, and every kappa."""
-    left, right = st.columns(2)
-    left.plotly_chart(iou_histogram(comparison), key="rev_hist")
-    confusion = confusion_heatmap(comparison)
-    if confusion is not None:
-        right.plotly_chart(confusion, key="rev_confusion")
-    else:
-        right.info("No grade matrix yet: fewer than two images are graded by both sides.")
-    roc, ba = roc_figure(comparison), bland_altman_figure(comparison)
-    if roc is not None:
-        left.plotly_chart(roc, key="rev_roc")
-    if ba is not None:
-        right.plotly_chart(ba, key="rev_ba")
+    figures = {
+        "rev_hist": iou_histogram(comparison),
+        "rev_confusion": confusion_heatmap(comparison),  # None: said so in its place
+        "rev_roc": roc_figure(comparison),
+        "rev_ba": bland_altman_figure(comparison),
+    }
+    shown = [
+        (key, fig) for key, fig in figures.items() if fig is not None or key == "rev_confusion"
+    ]
+    for row in range(0, len(shown), 2):  # two a row, filled in order: no empty half-rows
+        for column, (key, fig) in zip(st.columns(2), shown[row : row + 2], strict=False):
+            if fig is None:
+                column.info("No grade matrix yet: fewer than two images are graded by both sides.")
+            else:
+                column.plotly_chart(fig, key=key)
     summary = comparison.summary
     kappas = {k: summary[k] for k in summary if k.startswith("kappa_")}
     if kappas:

@@ -10,7 +10,15 @@ from streamlit.testing.v1 import AppTest
 
 from sgus_core import imaging, metrics
 from sgus_core.demo import ensure_demo
-from sgus_core.review.comparisons import Source, available_sources, compare, rater_matrix, summarize
+from sgus_core.review.comparisons import (
+    REFERENCE_LINES,
+    Source,
+    available_sources,
+    compare,
+    rater_matrix,
+    summarize,
+)
+from sgus_core.review.figures import iou_histogram
 from sgus_core.review.report import build_report
 from sgus_core.settings import REPO_ROOT, load_settings
 from sgus_core.store import LabelStore
@@ -167,6 +175,21 @@ def test_one_image_graded_by_both_gets_no_empty_grade_matrix(demo):
     full = compare(store, ds.id, Source("rater", "reference"), Source("rater", "simulated-rater-B"))
     assert '"text":"de Vita grades"' not in build_report(one, dataset="demo")
     assert '"text":"de Vita grades"' in build_report(full, dataset="demo")
+
+
+def test_iou_histogram_counts_whole_images_and_names_its_reference_lines(demo):
+    """Eight image pairs: the count axis steps by whole images, the literature's lines are named
+    in the legend (not in labels that ran into each other), the sources under the title."""
+    store, ds = demo
+    pair = compare(store, ds.id, Source("rater", "reference"), Source("rater", "simulated-rater-B"))
+    fig = iou_histogram(pair)
+    assert fig.layout.yaxis.dtick == 1
+    assert {shape.name for shape in fig.layout.shapes} == {
+        f"{label} {value}" for label, value in REFERENCE_LINES.items()
+    }
+    assert not fig.layout.annotations
+    assert fig.layout.title.text == "IoU per image"
+    assert "simulated-rater-B" in fig.layout.title.subtitle.text
 
 
 def test_review_says_which_raters_a_consensus_compared_with_one_of_them_is_made_of(demo):
