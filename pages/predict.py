@@ -158,7 +158,9 @@ def outline_view(frame: imaging.Frame, prediction: Prediction, truth: np.ndarray
     step = max(1, -(-prediction.probability.shape[1] // HEAT_MAP_WIDTH))
     heat = px.imshow(prediction.probability[::step, ::step], color_continuous_scale=HEAT_SCALE,
                      zmin=0, zmax=1)  # fmt: skip
-    heat.update_layout(margin=dict(l=0, r=0, t=30, b=0), title="Gland probability", height=360)
+    # The title above the chart, not in it: Plotly's toolbar covered a title inside.
+    st.markdown("**Gland probability** (0 to 1, the network's output before the threshold)")
+    heat.update_layout(margin=dict(l=0, r=0, t=10, b=0), height=360)
     heat.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
     st.plotly_chart(heat, key="pred_heat", theme=None)
 
