@@ -252,11 +252,15 @@ def remember_last_save(label: str, outcome: SaveOutcome, queue: Queue, newly_don
     saved = []
     if outcome.mask is not None:
         saved.append(f"outline v{outcome.mask.id}")
-    if outcome.grade is not None:
-        grades = [f"de Vita {outcome.grade.devita}" if outcome.grade.devita is not None else "",
-                  f"OMERACT {outcome.grade.omeract}" if outcome.grade.omeract is not None else "",
-                  f"Doppler {outcome.grade.doppler}" if outcome.grade.doppler is not None else ""]  # fmt: skip
-        saved.append(", ".join(g for g in grades if g) or "grades")
+    grade = outcome.grade
+    if grade is not None:
+        parts = [f"de Vita {grade.devita}" if grade.devita is not None else "",
+                 f"OMERACT {grade.omeract}" if grade.omeract is not None else "",
+                 f"Doppler {grade.doppler}" if grade.doppler is not None else "",
+                 f"Hocevar items (sum {sum(grade.hocevar)})" if grade.hocevar else "",
+                 f"confidence {grade.confidence}" if grade.confidence is not None else "",
+                 "a comment" if grade.comment else ""]  # fmt: skip
+        saved.append(", ".join(p for p in parts if p) or "grades")
     left = queue.total - queue.done - (1 if newly_done else 0)
     where = f'the round "{queue.study_round.name}"' if queue.study_round else "the dataset"
     text = f"Saved {label}: {' and '.join(saved) or 'status'}. {left} of {queue.total} to do in {where}."

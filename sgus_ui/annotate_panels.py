@@ -259,13 +259,17 @@ def grade_control(
     return grade
 
 
-def hocevar_items(reading_key: str) -> tuple[int, ...] | None:
-    """The optional Hocevar items in an expander; None unless scoring them is switched on."""
-    with st.expander("Hocevar items (optional)"):
-        use_items = st.toggle("Score Hocevar items", key=f"ann_hoc_on_{reading_key}")
+def hocevar_items(reading_key: str, last: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """The optional Hocevar items in an expander, starting from the rater's ``last`` items (a
+    Save must not drop items she saved before); None unless scoring them is switched on."""
+    with st.expander("Hocevar items (optional)", expanded=last is not None):
+        use_items = st.toggle(
+            "Score Hocevar items", value=last is not None, key=f"ann_hoc_on_{reading_key}"
+        )
+        starts = last or tuple(item.low for item in HOCEVAR_ITEMS)
         values = [
-            st.slider(item.name, item.low, item.high, item.low, key=f"ann_hoc_{i}_{reading_key}")
-            for i, item in enumerate(HOCEVAR_ITEMS)
+            st.slider(item.name, item.low, item.high, start, key=f"ann_hoc_{i}_{reading_key}")
+            for i, (item, start) in enumerate(zip(HOCEVAR_ITEMS, starts, strict=True))
         ]
     return tuple(values) if use_items else None
 
@@ -318,7 +322,7 @@ def grading_panel(visible: VisibleLabels, reading: Reading, *, doppler: bool = F
         + ("Alt+0-3 OMERACT Doppler grade, " if doppler else "")
         + "Ctrl+S save, N / P next / previous."
     )
-    hocevar = hocevar_items(key)
+    hocevar = hocevar_items(key, last.hocevar if last else None)
     confidence = st.segmented_control(  # none until chosen: an untouched default is no opinion
         "Confidence (optional)",
         list(CONFIDENCES),
@@ -326,7 +330,9 @@ def grading_panel(visible: VisibleLabels, reading: Reading, *, doppler: bool = F
         key=f"ann_conf_{key}",
         help="How sure you are of these grades, 1 (guess) to 5 (certain).",
     )
-    comment = st.text_area("Comment", key=f"ann_comment_{key}", height=68)
+    comment = st.text_area(
+        "Comment", value=(last.comment or "") if last else "", key=f"ann_comment_{key}", height=68
+    )
     flag = st.text_input("Flag with a reason (optional)", key=f"ann_flag_{key}")
     return Grading(
         chosen["devita"], chosen["omeract"], hocevar, confidence, comment, flag, chosen["doppler"]

@@ -182,6 +182,33 @@ def test_saving_unchanged_grades_again_adds_no_row_and_confidence_waits_to_be_ch
     assert _annotate().session_state[f"ann_conf_{image_id}_0_{RATER}"] == 5
 
 
+def test_reopened_frame_keeps_its_hocevar_items_and_comment_on_save(demo_env):
+    """A frame graded with Hocevar items and a comment opens with them filled in, so Save on
+    it (a new de Vita grade) keeps them; before, both came back empty and the save dropped
+    them from the rater's latest grade."""
+    at = _annotate()
+    image_id = at.session_state["ann_image_id"]
+    with LabelStore(demo_env.db_url) as store:
+        store.save_grade(
+            image_id, RATER, devita=1, hocevar=[1, 2, 0, 3, 1], comment="capsule unclear"
+        )
+    at = _annotate()
+    suffix = f"{image_id}_0_{RATER}"
+    assert at.toggle(key=f"ann_hoc_on_{suffix}").value
+    assert [at.slider(key=f"ann_hoc_{i}_{suffix}").value for i in range(5)] == [1, 2, 0, 3, 1]
+    assert at.text_area(key=f"ann_comment_{suffix}").value == "capsule unclear"
+    at.button(key="ann_save").click().run()  # unchanged: no second row
+    at.segmented_control(key=f"ann_devita_{suffix}").set_value(2).run()
+    at.button(key="ann_save").click().run()
+    assert not at.exception, at.exception
+    with LabelStore(demo_env.db_url) as store:
+        history = store.grade_history(image_id, RATER)
+    assert [(g.devita, g.hocevar, g.comment) for g in history] == [
+        (1, (1, 2, 0, 3, 1), "capsule unclear"),
+        (2, (1, 2, 0, 3, 1), "capsule unclear"),
+    ]
+
+
 def test_browse_opens_the_image_it_shows_in_annotate(demo_env):
     """Browse's "Annotate this image" opens that frame in Annotate (not the queue's first), and
     an address naming a frame outside the queue says so and keeps the queue."""

@@ -149,6 +149,37 @@ def test_hocevar_items_confidence_and_comment_survive_export_and_import(
     )
 
 
+def test_a_csv_without_the_optional_columns_keeps_what_they_held(store, phantom_folder, tmp_path):
+    """A re-import that changes a de Vita grade, from a CSV without the Doppler, Hocevar and
+    comment columns, keeps the Doppler grade, the items and the comment saved before (its new
+    row would otherwise have dropped them from the rater's latest grade); the confidence, given
+    for the old grades, is not carried over."""
+    import_folder(store, phantom_folder, labels_csv=phantom_folder / "labels.csv", dataset="c")
+    ds = store.require_dataset("c")
+    first = store.list_images(ds.id)[0]
+    before = store.latest_grades_for_dataset(ds.id, "imported")[first.id]
+    store.save_grade(
+        first.id, "imported", devita=before.devita, omeract=before.omeract, doppler=2,
+        hocevar=[1, 1, 1, 1, 1], comment="seen twice", confidence=3,
+    )  # fmt: skip
+    rows = _rows(phantom_folder / "labels.csv")
+    changed = (before.devita + 1) % 4
+    for row in rows:
+        if (phantom_folder / row["image"]).read_bytes() == store.image_path(first).read_bytes():
+            row["devita"] = str(changed)
+    csv_path = tmp_path / "again.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[c for c in rows[0] if c != "doppler"])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in row.items() if k != "doppler"} for row in rows)
+    report = import_folder(store, phantom_folder, labels_csv=csv_path, dataset="c")
+    assert report.labels_saved == 1
+    latest = store.latest_grades_for_dataset(ds.id, "imported")[first.id]
+    assert (latest.devita, latest.doppler, latest.hocevar, latest.comment, latest.confidence) == (
+        changed, 2, (1, 1, 1, 1, 1), "seen twice", None
+    )  # fmt: skip
+
+
 def test_bad_hocevar_items_and_confidence_are_skipped_with_reasons(store, phantom_folder, tmp_path):
     """Hocevar cells with the wrong count or an item out of its range, and a confidence outside
     1-5, skip their row with a reason that names the problem."""

@@ -411,7 +411,8 @@ class LabelArea(StoreBase):
 
         With ``skip_unchanged`` (what an import does) a mask with the same pixels as the rater's
         newest one, and grades equal to her newest, are not saved again (``None`` in their
-        place). The comparison and the save are one transaction serialised per image (SQLite:
+        place); new grades keep the newest grade's Doppler grade, Hocevar items and comment
+        where they give none. The comparison and the save are one transaction serialised per image (SQLite:
         the write lock; PostgreSQL: an advisory lock on the image), so several processes
         importing the same labels at once save them once.
 
@@ -486,13 +487,24 @@ class LabelArea(StoreBase):
             ).first()
             # A save leaves the optional parts it does not give (a CSV without the Doppler,
             # Hocevar, comment or confidence column) out of the comparison: the same de Vita and
-            # OMERACT grades are then nothing new.
+            # OMERACT grades are then nothing new. When something is new, the Doppler grade,
+            # Hocevar items and comment it does not give are kept from the newest grade (the
+            # confidence is not: it was given for the grades that changed).
             if latest is not None:
                 held = (*latest[:3], None if latest[3] is None else tuple(latest[3]), *latest[4:])
                 if held[:2] == grades[:2] and all(
                     new in (None, old) for new, old in zip(grades[2:], held[2:], strict=True)
                 ):
-                    grades = (None, None, None, None, None, None)
+                    return mask_png, (None, None, None, None, None, None)
+                devita, omeract, doppler, items, comment, confidence = grades
+                grades = (
+                    devita,
+                    omeract,
+                    held[2] if doppler is None else doppler,
+                    held[3] if items is None else items,
+                    held[4] if comment is None else comment,
+                    confidence,
+                )
         return mask_png, grades
 
     # ------------------------------------------------------------ status
