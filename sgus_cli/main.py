@@ -65,6 +65,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             f"left out {report.left_out} image files under DIR that the CSV does not name "
             "(--all-files imports them too)"
         )
+    if report.mask_files:
+        print(f"left out {report.mask_files} files in masks/ folders: masks, not frames")
     return 0
 
 

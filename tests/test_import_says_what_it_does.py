@@ -117,8 +117,8 @@ def test_concurrent_imports_of_one_folder_store_each_grade_once(store, tmp_path)
 @pytest.mark.parametrize("include_unlisted", [False, True])
 def test_labels_import_takes_only_the_csvs_frames(store, tmp_path, include_unlisted):
     """Half a folder's frames in the CSV, other studies' masks beside them: only the CSV's
-    frames come in, and the others are counted as left out; ``include_unlisted`` takes them
-    too (without labels)."""
+    frames come in, and the other frames are counted as left out; ``include_unlisted`` takes
+    them too (without labels). The masks/ files are masks, never frames: counted apart."""
     folder = _folder(tmp_path, 4)
     (folder / "masks").mkdir()
     for i in range(4):
@@ -133,8 +133,9 @@ def test_labels_import_takes_only_the_csvs_frames(store, tmp_path, include_unlis
         store, folder, labels_csv=_csv(folder, rows), dataset="s", include_unlisted=include_unlisted
     )
     stored = store.list_images(store.require_dataset("s").id)
+    assert report.mask_files == 4
     if include_unlisted:
-        assert report.left_out == 0 and len(stored) == 8
+        assert report.left_out == 0 and len(stored) == 4
     else:
-        assert report.left_out == 6 and report.imported == 2
+        assert report.left_out == 2 and report.imported == 2
         assert sorted(i.path for i in stored) == ["images/0.png", "images/1.png"]

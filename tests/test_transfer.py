@@ -180,6 +180,20 @@ def test_a_csv_without_the_optional_columns_keeps_what_they_held(store, phantom_
     )  # fmt: skip
 
 
+def test_masks_in_a_masks_folder_are_never_imported_as_frames(
+    store, phantom_folder, tmp_path, monkeypatch, capsys
+):
+    """Without a CSV the folder's masks/ files are left out and counted, not imported as eight
+    more 'frames'."""
+    report = import_folder(store, phantom_folder, dataset="no-csv")
+    assert (report.imported, report.mask_files) == (8, 8)
+    assert not any("masks" in i.path for i in store.list_images(store.require_dataset("no-csv").id))
+    monkeypatch.setenv("SGUS_DB_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    assert main(["import", str(phantom_folder), "--dataset", "no-csv"]) == 0
+    out = capsys.readouterr().out
+    assert "imported 8," in out and "left out 8 files in masks/ folders: masks, not frames" in out
+
+
 def test_bad_hocevar_items_and_confidence_are_skipped_with_reasons(store, phantom_folder, tmp_path):
     """Hocevar cells with the wrong count or an item out of its range, and a confidence outside
     1-5, skip their row with a reason that names the problem."""

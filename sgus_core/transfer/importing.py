@@ -55,6 +55,9 @@ class ImportReport:
     metadata_updated: int = 0
     left_out: int = 0
     """Image files under the folder that the labels CSV does not name (not imported)."""
+    mask_files: int = 0
+    """Image files in a ``masks`` folder that no CSV row names as a frame: masks (as
+    ``sgus export`` and ``sgus phantoms`` write them), never imported as frames."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     conflicts: list[tuple[str, str]] = field(default_factory=list)
     """Files with the same bytes as an image already stored but a CSV row that disagrees with
@@ -245,6 +248,13 @@ def read_labels_csv(
     return good, bad
 
 
+MASKS_FOLDER = "masks"
+
+
+def _in_masks_folder(relative: Path) -> bool:
+    return any(part.lower() == MASKS_FOLDER for part in relative.parts[:-1])
+
+
 def import_folder(
     store: LabelStore,
     folder: Path,
@@ -261,7 +271,9 @@ def import_folder(
     """Add the frames under ``folder`` (and the labels of ``labels_csv``) to a dataset.
 
     Without a CSV every frame under the folder is imported; with one, only the frames it names
-    (the other image files are counted in ``left_out``), unless ``include_unlisted``.
+    (the other image files are counted in ``left_out``), unless ``include_unlisted``. Files in
+    a ``masks`` folder are masks, not frames, unless a CSV row names one as its image (counted
+    in ``mask_files``).
 
     Labels of an image already present are saved again only when they differ from that rater's
     latest ones (atomically, so concurrent imports of one folder save them once), and so is its
@@ -297,6 +309,8 @@ def import_folder(
             )
         elif resolved in masks:
             continue
+        elif resolved not in rows and _in_masks_folder(path.relative_to(folder)):
+            report.mask_files += 1
         elif labels_csv is None or include_unlisted or resolved in rows:
             files.append(path)
         else:
