@@ -201,12 +201,13 @@ def contour_downloads(prediction: Prediction, stem: str) -> None:
     st.markdown(f"#### Contour ({len(points)} points)")
     st.dataframe(points, height=200, hide_index=True, key="pred_points")
     st.download_button("Download contour (x y)", points.to_csv(sep=" ", index=False, header=False),
-                       file_name=f"{stem}_contour.txt", key="pred_download")  # fmt: skip
+                       file_name=f"{stem}_contour.txt", key="pred_download", on_click="ignore")  # fmt: skip
     st.download_button(
         "Download mask (PNG)",
         imaging.encode_mask_png(prediction.mask),
         file_name=f"{stem}_mask.png",
         key="pred_mask_download",
+        on_click="ignore",
     )
 
 

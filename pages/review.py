@@ -59,10 +59,12 @@ def compared_selection(
         if chosen in labels
         else most_labelled_rater(labels_store, dataset.id, sources)
     )
-    a_label = left.selectbox("Source A (reference)", labels, index=a_default, key="rev_a")
+    a_label = left.selectbox(
+        "Source A (the standard compared against)", labels, index=a_default, key="rev_a"
+    )
     others = [i for i in range(len(sources)) if i != a_default]
     b_default = next((i for i in others if sources[i].kind == "model"), others[0])
-    b_label = right.selectbox("Source B", labels, index=b_default, key="rev_b")
+    b_label = right.selectbox("Source B (compared with A)", labels, index=b_default, key="rev_b")
     cols = st.columns([1, 1, 1, 2])
     gland = cols[0].selectbox("Gland", ["any", *GLANDS], key="rev_gland")
     side = cols[1].selectbox("Side", ["any", *SIDES], key="rev_side")
@@ -146,7 +148,7 @@ def agreement_figures(comparison: Comparison) -> None:
     kappas = {k: summary[k] for k in summary if k.startswith("kappa_")}
     if kappas:
         st.caption(
-            " · ".join(f"{k[6:]} kappa {v[0]:.3f} ({v[1]:.2f}-{v[2]:.2f})" for k, v in kappas.items())
+            " · ".join(f"{k[6:]} kappa {v[0]:.3f} ({v[1]:.2f} to {v[2]:.2f})" for k, v in kappas.items())
             + " · literature: " + ", ".join(f"{k} {v}" for k, v in REFERENCE_KAPPAS.items())
         )  # fmt: skip
 
@@ -209,6 +211,7 @@ def downloads(comparison: Comparison, dataset: Dataset) -> None:
         comparison.per_image.to_csv(index=False),
         file_name=f"review_{dataset.name}.csv",
         key="rev_csv",
+        on_click="ignore",
     )
     cols[1].download_button(
         "Study report (HTML)",
@@ -219,6 +222,7 @@ def downloads(comparison: Comparison, dataset: Dataset) -> None:
         ),
         file_name=f"sgus_report_{dataset.name}.html",
         key="rev_report",
+        on_click="ignore",
     )
 
 

@@ -149,4 +149,5 @@ def export_panel(labels_store: LabelStore, dataset: Dataset) -> None:
             file_name=f"{dataset.name}_{rater}_{fmt}.zip",
             mime="application/zip",
             key="browse_export_download",
+            on_click="ignore",  # no rerun: the button stays for a second download
         )

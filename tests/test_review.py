@@ -190,6 +190,11 @@ def test_iou_histogram_counts_whole_images_and_names_its_reference_lines(demo):
     assert not fig.layout.annotations
     assert fig.layout.title.text == "IoU per image"
     assert "simulated-rater-B" in fig.layout.title.subtitle.text
+    # an outline compared with itself (IoU exactly 1) is drawn in the last bin, not dropped
+    same = compare(store, ds.id, Source("rater", "reference"), Source("rater", "reference"))
+    (bars,) = iou_histogram(same).data
+    edge = bars.xbins.end - bars.xbins.size
+    assert len(bars.x) == len(same.per_image) and all(edge <= x < bars.xbins.end for x in bars.x)
 
 
 def test_review_says_which_raters_a_consensus_compared_with_one_of_them_is_made_of(demo):

@@ -93,6 +93,11 @@ def test_masks_export_then_import_reproduces_every_pixel_and_grade(store, phanto
     # The exported CSV names its rater, which wins over --rater (docs/CLI.md).
     report = import_folder(store, out, labels_csv=out / "labels.csv", dataset="b", rater="other")
     assert report.imported == 8 and report.skipped == []
+    # exporting the imported export again keeps the frames' paths (no images/images/...)
+    export_dataset(store, "b", tmp_path / "again", fmt="masks")
+    assert sorted(r["image"] for r in _rows(tmp_path / "again" / "labels.csv")) == sorted(
+        r["image"] for r in _rows(out / "labels.csv")
+    )
     a, b = store.require_dataset("a"), store.require_dataset("b")
     by_hash = {i.content_hash: i.id for i in store.list_images(b.id)}
     masks_a = store.latest_masks_for_dataset(a.id, "imported")

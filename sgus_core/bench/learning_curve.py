@@ -265,7 +265,7 @@ def format_grader(result: dict[str, Any]) -> str:
     for design, r in result["designs"].items():
         lo, hi = r.get("kappa_ci95") or (float("nan"), float("nan"))
         lines.append(
-            f"  {design:<16} kappa {r['kappa_quadratic']:.3f} (95 % {lo:.3f}-{hi:.3f})  "
+            f"  {design:<16} kappa {r['kappa_quadratic']:.3f} (95 % {lo:.3f} to {hi:.3f})  "
             f"accuracy {r['accuracy']:.3f}  majority baseline {r['baseline']['accuracy']:.3f}  "
             f"beats it on every fold: {'yes' if r['beats_baseline_every_fold'] else 'no'}  "
             f"recall per grade {' '.join(f'{v:.2f}' for v in r['recall_per_grade'])}"

@@ -22,6 +22,9 @@ def iou_histogram(comparison: Comparison) -> go.Figure:
     """Distribution of per-image IoU with the literature's reference lines (named in the legend:
     labels beside lines 0.01 apart ran into each other)."""
     table = comparison.per_image.dropna(subset=["iou"])
+    # Plotly's bins are half-open, so an IoU of exactly 1 (an outline accepted as it was) fell
+    # past the last one: counted in it, as numpy counts it.
+    table = table.assign(iou=table["iou"].clip(upper=1 - _BIN / 100))
     fig = px.histogram(table, x="iou", range_x=[0, 1], hover_data=["image"],
                        labels={"iou": "IoU"})  # fmt: skip
     fig.update_traces(xbins=dict(start=0, end=1, size=_BIN), name="images", showlegend=False)

@@ -110,6 +110,7 @@ def export_dataset(
     if fmt == "coco":
         return _export_coco(store, ds, images, masks, grades, rater, out_dir, progress)
     used: set[str] = set()
+    paths = {image.path for image in images}
     rows = []
     for done, image in enumerate(images, start=1):
         stem = _export_name(image, used)
@@ -135,7 +136,7 @@ def export_dataset(
             row["mask_area_px"] = "" if version is None else str(version.area_px)
             row["mask_version"] = "" if version is None else str(version.id)
         else:
-            relative = _export_image(store, image, stem, out_dir)
+            relative = _export_image(store, image, stem, out_dir, paths)
             if version is not None:
                 mask = imaging.decode_mask_png(version.png)
                 mask_path = out_dir / "masks" / f"{stem}.png"
@@ -158,6 +159,9 @@ def export_dataset(
     return csv_path
 
 
+_IMAGES = "images/"  # the export's frame folder
+
+
 def _grade_details(grade: Grade | None) -> dict[str, str]:
     """The CSV's last label columns: Hocevar items (``;``-separated), confidence and comment
     (the import reads them back)."""
@@ -170,20 +174,27 @@ def _grade_details(grade: Grade | None) -> dict[str, str]:
     }
 
 
-def _export_image(store: LabelStore, image: ImageRecord, stem: str, out_dir: Path) -> str:
+def _export_image(
+    store: LabelStore, image: ImageRecord, stem: str, out_dir: Path, paths: set[str]
+) -> str:
     """Put the frame under ``out_dir/images``; returns its path relative to ``out_dir``.
 
-    A plain single-frame file is copied byte for byte (so a re-import recognises it by its hash);
-    DICOM, multi-frame and blanked frames are written as PNG pixels only, so no personal DICOM
-    tag or burned-in text leaves the store.
+    A plain single-frame file is copied byte for byte (so a re-import recognises it by its hash),
+    at its path in the dataset, less a leading ``images/`` that an earlier export gave it unless
+    another of the dataset's ``paths`` is that shorter path (so exporting an imported export
+    does not nest ``images/images/``); DICOM, multi-frame and blanked frames are written as PNG
+    pixels only, so no personal DICOM tag or burned-in text leaves the store.
     """
     source = store.image_path(image)
     plain = not image.meta.get(BLANK_KEY) and not blank_by_default(image.meta)
     if plain and image.frame_index == 0 and image.meta.get("frames", 1) == 1:
-        target = out_dir / "images" / image.path
+        inner = image.path
+        if inner.startswith(_IMAGES) and inner[len(_IMAGES) :] not in paths:
+            inner = inner[len(_IMAGES) :]
+        target = out_dir / _IMAGES / inner
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
-        return f"images/{image.path}"
+        return f"{_IMAGES}{inner}"
     frame = imaging.read_frames(source)[image.frame_index]
     target = out_dir / "images" / f"{stem}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
