@@ -32,7 +32,7 @@ RATER_COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("green", (0, 158, 115)),
     ("yellow", (240, 228, 66)),
     ("blue", (0, 114, 178)),
-    ("vermilion", (213, 94, 0)),
+    ("white", (255, 255, 255)),  # not Okabe-Ito's vermilion: too close to the model's red
     ("pink", (204, 121, 167)),
 )
 
@@ -41,6 +41,19 @@ def rater_colour(rater_id: int) -> tuple[str, tuple[int, int, int]]:
     """The outline colour (name, RGB) of a rater: by the rater's id, so it is the same in every
     session and does not move when a rater is added (cycling through the palette)."""
     return RATER_COLOURS[(rater_id - 1) % len(RATER_COLOURS)]
+
+
+def outline_colours(rater_ids: dict[str, int]) -> dict[str, tuple[str, tuple[int, int, int]]]:
+    """The colours of the outlines drawn together on one image: each rater's own
+    (:func:`rater_colour`) unless one drawn before took it (with more raters than colours two
+    ids share one), then the next free one of the palette."""
+    out: dict[str, tuple[str, tuple[int, int, int]]] = {}
+    for name, rater_id in sorted(rater_ids.items(), key=lambda item: item[1]):
+        start = (rater_id - 1) % len(RATER_COLOURS)
+        taken = {colour for colour, _ in out.values()}
+        free = [RATER_COLOURS[(start + k) % len(RATER_COLOURS)] for k in range(len(RATER_COLOURS))]
+        out[name] = next((c for c in free if c[0] not in taken), free[0])
+    return out
 
 
 def load_frame(
@@ -135,7 +148,8 @@ def image_detail(store: LabelStore, image_id: int) -> ImageDetail:
     frame = load_frame(store, image)
     masks = store.mask_history(image_id)
     latest: dict[str, MaskVersion] = {m.rater: m for m in masks}
-    colours = {r.name: rater_colour(r.id) for r in store.list_raters()}
+    ids = {r.name: r.id for r in store.list_raters()}
+    colours = outline_colours({name: ids[name] for name in latest})
     overlays = [
         Overlay(
             label=name,

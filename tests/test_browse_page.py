@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from sgus_core.browse import RATER_COLOURS, outline_colours, rater_colour
 from sgus_core.demo import ensure_demo
 from sgus_core.settings import REPO_ROOT, load_settings
 from sgus_core.store import LabelStore
@@ -111,11 +112,22 @@ def test_outline_legend_names_colours_that_stay_with_the_rater(demo_env):
         return dict(zip(table["outline"], table["colour"], strict=True))
 
     before = legend()
-    assert before["reference"] in {"orange", "sky blue", "green", "yellow", "blue", "vermilion",
-                                   "pink", "red"}  # fmt: skip
+    assert before["reference"] in {name for name, _ in RATER_COLOURS}
     with LabelStore(demo_env.db_url) as store:
         store.ensure_rater("aaron")
     assert legend() == before
+
+
+def test_outlines_drawn_together_do_not_share_a_colour():
+    """With more raters than colours, two outlines on one image still get a colour each: the
+    eighth rater's id cycles onto the first's colour, so on an image both outlined she takes
+    the next free one (and alone she keeps her own)."""
+    first, eighth = 1, len(RATER_COLOURS) + 1
+    assert rater_colour(first) == rater_colour(eighth)
+    colours = outline_colours({"ana": first, "zoe": eighth, "ben": 2})
+    assert colours["ana"] == rater_colour(first) and colours["ben"] == rater_colour(2)
+    assert colours["zoe"] == RATER_COLOURS[2]  # the next colour neither ana nor ben has
+    assert outline_colours({"zoe": eighth}) == {"zoe": rater_colour(eighth)}
 
 
 def test_empty_store_explains_what_to_do(tmp_path, monkeypatch):
