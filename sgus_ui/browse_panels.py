@@ -81,6 +81,10 @@ def grades_table(detail: ImageDetail) -> None:
             "de Vita": g.devita,
             "OMERACT": g.omeract,
             **({"Doppler": g.doppler} if detail.doppler_signal is not None else {}),
+            "Hocevar items": " ".join(map(str, g.hocevar)) + f" (sum {sum(g.hocevar)})"
+            if g.hocevar
+            else "",
+            "confidence": "" if g.confidence is None else f"{g.confidence} of 5",
             "comment": g.comment or "",
         }
         for g in reversed(detail.grades)
@@ -96,11 +100,11 @@ def history_table(detail: ImageDetail) -> None:
             "when": m.created_at,
             "rater": m.rater,
             "what": f"mask v{m.id} ({m.source})",
-            "area px": m.area_px,
+            "area px": f"{m.area_px:,}",
         }
         for m in detail.masks
     ] + [
-        {"when": s.created_at, "rater": s.rater, "what": f"status: {s.status}", "area px": None}
+        {"when": s.created_at, "rater": s.rater, "what": f"status: {s.status}", "area px": ""}
         for s in detail.statuses
     ]
     if not history:

@@ -118,6 +118,26 @@ def test_outline_legend_names_colours_that_stay_with_the_rater(demo_env):
     assert legend() == before
 
 
+def test_image_detail_shows_hocevar_items_and_confidence(demo_env):
+    """The grades table shows a grade's Hocevar items (with their sum) and its confidence, and
+    the history leaves the area empty on status rows (it read "None")."""
+    with LabelStore(demo_env.db_url) as store:
+        for image in store.list_images(store.list_datasets()[0].id):
+            store.save_grade(image.id, "reference", devita=2, hocevar=[1, 2, 0, 3, 1], confidence=4)
+            store.set_status(image.id, "reference", "done")
+    at = _browse()
+    next(b for b in at.button if b.label == "Open").click().run()
+    assert not at.exception, at.exception
+    grades = next(d.value for d in at.dataframe if "Hocevar items" in d.value.columns)
+    assert (grades["Hocevar items"].iloc[0], grades["confidence"].iloc[0]) == (
+        "1 2 0 3 1 (sum 7)",
+        "4 of 5",
+    )
+    history = next(d.value for d in at.dataframe if "what" in d.value.columns)
+    status_rows = history[history["what"].str.startswith("status")]
+    assert len(status_rows) and set(status_rows["area px"]) == {""}
+
+
 def test_outlines_drawn_together_do_not_share_a_colour():
     """With more raters than colours, two outlines on one image still get a colour each: the
     eighth rater's id cycles onto the first's colour, so on an image both outlined she takes
