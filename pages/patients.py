@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sgus_core.browse import PatientGland
     from sgus_core.store import Dataset, LabelStore
     from sgus_core.study.scoring import PatientTotals
+    from sgus_core.study.visibility import ReaderStore
 
 OMERACT_FLAG = {True: "yes", False: "no", None: "open"}  # open: glands still ungraded
 
@@ -35,7 +36,7 @@ def choose_patient(labels_store: LabelStore, dataset: Dataset, account: Account)
     return patient, rater
 
 
-def gland_card(labels_store: LabelStore, gland: PatientGland, rater: str) -> None:
+def gland_card(labels_store: ReaderStore, gland: PatientGland, rater: str) -> None:
     """One gland: its thumbnail with the rater's outline, its name and the rater's grades."""
     image, grade = gland.image, gland.grade
     mask = labels_store.latest_masks(image.id).get(rater)
@@ -43,7 +44,12 @@ def gland_card(labels_store: LabelStore, gland: PatientGland, rater: str) -> Non
     thumbnail(labels_store, row)
     st.markdown(f"**{image.gland} {image.side}**")
     if grade is None:
-        st.caption("not graded")
+        blind = labels_store.blind_round_of(image.id) if rater != labels_store.reader else None
+        st.caption(
+            f'hidden from you while the blind round "{blind.name}" is open'
+            if blind
+            else "not graded"
+        )
     else:
         st.metric("de Vita", or_dash(grade.devita))
         st.caption(f"OMERACT {or_dash(grade.omeract)}")
@@ -72,12 +78,14 @@ def totals_row(totals: PatientTotals) -> None:
     m[0].metric("de Vita total (0-12)", devita if devita is not None else "incomplete")
     m[1].metric("OMERACT max (0-3)", or_dash(totals.omeract_max))
     if 0 < totals.omeract_graded < totals.glands_scored:  # a maximum over some glands only
-        m[1].caption(f"of {totals.omeract_graded} of {totals.glands_scored} glands graded so far")
+        m[1].caption(
+            f"over the {totals.omeract_graded} of {totals.glands_scored} glands graded so far"
+        )
     m[2].metric("Hocevar total (0-48)", or_dash(totals.hocevar_total))
     m[3].metric(
-        "Any gland OMERACT 2 or 3", OMERACT_FLAG[totals.omeract_positive],
-        help="OMERACT grade 2 or 3 in at least one gland; open while a gland is ungraded and "
-        "none so far is.",
+        "Any gland OMERACT (B-mode) 2 or 3", OMERACT_FLAG[totals.omeract_positive],
+        help="OMERACT B-mode grade 2 or 3 in at least one gland (Doppler grades do not count); "
+        "open while a gland is ungraded and none so far is.",
     )  # fmt: skip
 
 

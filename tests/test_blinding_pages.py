@@ -121,10 +121,12 @@ def test_review_offers_neither_dave_nor_the_model_as_a_source(as_carol):
 
 
 def test_patients_shows_no_grade_of_dave(as_carol):
-    """Patients, grades of dave, read as carol: every gland 'not graded'."""
+    """Patients, grades of dave, read as carol: no gland shows a grade, and those of her open
+    blind round say they are hidden (not that dave never graded them)."""
     at = _session("pages/patients.py", pt_rater="dave")
     assert at.selectbox(key="pt_rater").value == "dave"
     assert [m.value for m in at.metric if m.label == "de Vita"] == []
+    assert any('hidden from you while the blind round "blind-2"' in c.value for c in at.caption)
     assert SECRET not in _page_text(at)
 
 

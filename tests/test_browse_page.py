@@ -263,8 +263,9 @@ def test_patients_says_an_omeract_maximum_is_over_the_glands_graded_so_far(demo_
     at.selectbox(key="pt_rater").select("newcomer").run()
     assert not at.exception, at.exception
     assert next(m for m in at.metric if m.label == "OMERACT max (0-3)").value == "1"
-    assert any("of 2 of 4 glands graded so far" in c.value for c in at.caption)
-    assert next(m for m in at.metric if m.label == "Any gland OMERACT 2 or 3").value == "open"
+    assert any("over the 2 of 4 glands graded so far" in c.value for c in at.caption)
+    flag = next(m for m in at.metric if m.label == "Any gland OMERACT (B-mode) 2 or 3")
+    assert flag.value == "open"
 
 
 def test_an_address_with_a_bad_image_number_says_so(demo_env):
