@@ -26,7 +26,7 @@ from sgus_core.review.figures import (
 )
 from sgus_core.review.report import FEW_IMAGES, build_report
 from sgus_core.vocabulary import GLANDS, SIDES
-from sgus_ui.state import page_dataset, reader_store, thumbnail_data_uri
+from sgus_ui.state import app_link, page_dataset, reader_store, thumbnail_data_uri
 from sgus_ui.text import plain
 
 if TYPE_CHECKING:
@@ -175,15 +175,15 @@ def scale_agreement(comparison: Comparison) -> None:
         m[2].metric(f"{name} quadratic kappa", _fmt(kq[0] if kq else None),
                     help=f"95 % CI {kq[1]:.2f} to {kq[2]:.2f}" if kq else None)  # fmt: skip
         figure = confusion_heatmap(comparison, scale)
-        if figure is not None:
-            st.plotly_chart(figure, key=key)
+        if figure is not None:  # half the width, as the de Vita matrix above
+            st.columns(2)[0].plotly_chart(figure, key=key)
 
 
 def worst_cases(comparison: Comparison) -> None:
     """The images the sources agree on least, with a thumbnail and a link to Browse."""
     st.markdown("#### Worst cases")
     worst = comparison.per_image.sort_values("iou").head(WORST_SHOWN).copy()
-    worst["open"] = [f"/?image={i}" for i in worst["image_id"]]
+    worst["open"] = [app_link(image=i) for i in worst["image_id"]]
     worst["thumbnail"] = [thumbnail_data_uri(i) for i in worst["image_id"]]
     st.dataframe(
         worst[["thumbnail", "image", "iou", "dice", "hd95", "grade_a", "grade_b", "open"]],

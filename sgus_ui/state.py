@@ -245,6 +245,19 @@ READER_PARAM = "as"  # the address keeps the demo's reader and the dataset, so a
 DATASET_PARAM = "dataset"
 
 
+def app_link(**params: str | int) -> str:
+    """A link into the app (``/?image=12``) that keeps this tab's sign-in, reader and dataset
+    from the address, so that it opens signed in on the same dataset in a new tab too."""
+    from urllib.parse import urlencode
+
+    kept = {
+        key: st.query_params[key]
+        for key in (SIGN_IN_PARAM, READER_PARAM, DATASET_PARAM)
+        if key in st.query_params
+    }
+    return "/?" + urlencode({**{k: str(v) for k, v in params.items()}, **kept})
+
+
 def _remember_in_address(key: str, param: str, choices: list[str], default: str, what: str) -> None:
     """Keep the sidebar choice ``key`` valid and in the address (``?param=value``): a reload
     starts a new session, which takes the choice back from the address instead of resetting it.

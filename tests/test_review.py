@@ -149,6 +149,14 @@ def test_review_page_shows_agreement_on_the_demo(demo):
     assert any(m.label == "Mean IoU" for m in at.metric)
     # Eight demo frames: the page says the figures are rough rather than state a bare kappa.
     assert any("Only 8 images are compared" in w.value for w in at.warning)
+    # Worst cases link to Browse with the dataset (and, when signed in, the sign-in) kept: a
+    # bare /?image= opened a new tab on the sign-in form or another dataset.
+    worst = next(d.value for d in at.dataframe if "open" in d.value.columns)
+    assert all(link.startswith("/?image=") for link in worst["open"])
+    at.query_params["dataset"] = "demo"  # as an address that names the dataset gives it
+    at.run()
+    worst = next(d.value for d in at.dataframe if "open" in d.value.columns)
+    assert all(link.endswith("&dataset=demo") for link in worst["open"])
 
 
 def _review_after_one_grade(store, ds, rater: str, devita: int) -> AppTest:
