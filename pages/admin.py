@@ -55,13 +55,21 @@ def round_images(
 CREATED = "admin_round_created"  # the confirmation of the last round made, shown after the rerun
 
 
-def created_and_rerun(message: str, *form_keys: str) -> None:
+FORMS_DRAWN = "admin_forms_drawn"  # bumped per round made: the name fields start afresh
+
+
+def created_and_rerun(message: str) -> None:
     """Confirm a new round on the next run (a message shown before ``st.rerun`` is never seen)
-    and empty the form's name, so pressing Create again does not try the same name."""
+    and empty the forms' names, so pressing Create again does not try the same name (new widget
+    keys: the browser kept a form's typed text when only its state was dropped)."""
     st.session_state[CREATED] = message
-    for key in form_keys:
-        st.session_state.pop(key, None)
+    st.session_state[FORMS_DRAWN] = st.session_state.get(FORMS_DRAWN, 0) + 1
     st.rerun()
+
+
+def _fresh(key: str) -> str:
+    """A form field's key, new after each round made."""
+    return f"{key}_{st.session_state.get(FORMS_DRAWN, 0)}"
 
 
 def new_round_form(labels_store: LabelStore, dataset: Dataset) -> None:
@@ -71,7 +79,7 @@ def new_round_form(labels_store: LabelStore, dataset: Dataset) -> None:
     raters = [r.name for r in labels_store.list_raters() if not r.disabled]
     with st.form("new_round", border=True):
         st.markdown("#### New round")
-        name = st.text_input("Name", key="round_name", placeholder="e.g. round 1, blinded")
+        name = st.text_input("Name", key=_fresh("round_name"), placeholder="e.g. round 1, blinded")
         chosen = st.multiselect("Raters", raters, key="round_raters")
         cols = st.columns(3)
         glands = cols[0].multiselect("Glands", GLANDS, default=list(GLANDS), key="round_glands")
@@ -96,8 +104,7 @@ def new_round_form(labels_store: LabelStore, dataset: Dataset) -> None:
     else:
         created_and_rerun(
             f"Round {new.name!r} created: {count(len(new.image_ids), 'image')}, "
-            f"{count(len(new.raters), 'rater')}.",
-            "round_name",
+            f"{count(len(new.raters), 'rater')}."
         )
 
 
@@ -108,7 +115,9 @@ def repeat_round_form(labels_store: LabelStore, account: Account, rounds: list[S
         parent_name = st.selectbox("Repeat of", [r.name for r in rounds], key="repeat_parent")
         parent = next(r for r in rounds if r.name == parent_name)
         rater = st.selectbox("For rater", parent.raters, key="repeat_rater")
-        repeat_name = st.text_input("Name", value=f"{parent_name} (repeat)", key="repeat_name")
+        repeat_name = st.text_input(
+            "Name", value=f"{parent_name} (repeat)", key=_fresh("repeat_name")
+        )
         make = st.form_submit_button("Create repeat round")
     if not make:
         return
@@ -121,9 +130,7 @@ def repeat_round_form(labels_store: LabelStore, account: Account, rounds: list[S
     except SgusError as exc:
         st.error(str(exc))
     else:
-        created_and_rerun(
-            f"Repeat round {plain(new.name)} created: same images in a new order.", "repeat_name"
-        )
+        created_and_rerun(f"Repeat round {plain(new.name)} created: same images in a new order.")
 
 
 def close_round_form(rounds: list[StudyRound]) -> None:
