@@ -89,6 +89,12 @@ def filters(labels_store: LabelStore, dataset: Dataset) -> tuple[ImageFilter, st
         sort = c[2].selectbox("Sort by", SORT_KEYS, key="f_sort")
         descending = c[3].toggle("Descending", key="f_desc")
         page_size = c[4].selectbox("Per page", PAGE_SIZES, index=1, key="f_page_size")
+        if rater == ANY:
+            st.caption(
+                "Labels of any rater: each frame shows the newest grade, status and mask that "
+                "anyone saved, so neighbouring frames may show different raters; choose a "
+                "rater to see one person's labels."
+            )
     flt = ImageFilter(
         dataset_id=dataset.id,
         patient=None if patient == ANY else patient,
