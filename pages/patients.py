@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from sgus_core.browse import patient_glands
+from sgus_core.browse import ANY_READING, patient_glands
 from sgus_core.store import BrowseRow
 from sgus_core.study.scoring import CAVEAT, GlandScore, patient_totals
 from sgus_ui.state import page_dataset, reader_store, require_account
@@ -34,6 +34,27 @@ def choose_patient(labels_store: LabelStore, dataset: Dataset, account: Account)
     default = raters.index(account.name) if account.name in raters else 0
     rater = cols[1].selectbox("Grades of", raters, index=default, key="pt_rater")
     return patient, rater
+
+
+def choose_reading(labels_store: ReaderStore, dataset: Dataset, rater: str) -> int | None | str:
+    """Which of the rater's readings to total, when she is a rater of rounds of the dataset:
+    the newest grade of any, those saved outside rounds, or one round's (a repeat round is a
+    second reading of the same glands; totals must not mix the two)."""
+    rounds = [r for r in labels_store.list_rounds() if r.dataset_id == dataset.id]
+    rounds = [r for r in rounds if rater in r.raters]
+    if not rounds:
+        return ANY_READING
+    choices: dict[str, int | None | str] = {"newest grade of any reading": ANY_READING}
+    choices["outside rounds"] = None
+    choices |= {f"round {r.name}": r.id for r in rounds}
+    label = st.selectbox(
+        "Reading",
+        list(choices),
+        key=f"pt_reading_{rater}",
+        help="A rater who graded the same glands in several rounds (a repeat round for "
+        "intra-observer agreement) has one reading per round.",
+    )
+    return choices[label]
 
 
 def gland_card(labels_store: ReaderStore, gland: PatientGland, rater: str) -> None:
@@ -96,7 +117,8 @@ def render() -> None:
     st.title("Patients")
     dataset = page_dataset()
     patient, rater = choose_patient(labels_store, dataset, account)
-    glands = patient_glands(labels_store, dataset.id, patient, rater)
+    reading = choose_reading(labels_store, dataset, rater)
+    glands = patient_glands(labels_store, dataset.id, patient, rater, reading)
     scores = []
     for col, gland in zip(st.columns(4), glands, strict=False):
         with col:

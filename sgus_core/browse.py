@@ -192,10 +192,20 @@ class PatientGland:
     grade: Grade | None
 
 
+ANY_READING = "any"  # patient_glands' reading: the newest grade from any round or none
+
+
 def patient_glands(
-    store: LabelStore, dataset_id: int, patient: str, rater: str
+    store: LabelStore,
+    dataset_id: int,
+    patient: str,
+    rater: str,
+    reading: int | None | str = ANY_READING,
 ) -> list[PatientGland]:
-    """A patient's gland images (parotid R/L, submandibular R/L order) with ``rater``'s latest grades.
+    """A patient's gland images (parotid R/L, submandibular R/L order) with ``rater``'s latest
+    grades: of one reading (``reading``: a round's id, or None for grades saved outside any
+    round), or the newest of any (:data:`ANY_READING`; a repeat round's second reading then
+    mixes with the first).
 
     When a gland has several frames, the one with the newest grade of ``rater`` represents it.
     """
@@ -208,7 +218,10 @@ def patient_glands(
     }
     best: dict[tuple[str | None, str | None], PatientGland] = {}
     for row in rows:
-        grade = store.latest_grades(row.image.id).get(rater)
+        history = store.grade_history(row.image.id, rater)
+        if reading != ANY_READING:
+            history = [g for g in history if g.round_id == reading]
+        grade = history[-1] if history else None
         key = (row.image.gland, row.image.side)
         current = best.get(key)
         if current is None or (grade and (current.grade is None or grade.id > current.grade.id)):

@@ -9,6 +9,7 @@ from sgus_core.browse import RATER_COLOURS, outline_colours, rater_colour
 from sgus_core.demo import ensure_demo
 from sgus_core.settings import REPO_ROOT, load_settings
 from sgus_core.store import LabelStore
+from sgus_core.study.rounds import create_repeat_round
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 
@@ -267,6 +268,36 @@ def test_patients_says_an_omeract_maximum_is_over_the_glands_graded_so_far(demo_
     assert any("over the 2 of 4 glands graded so far" in c.value for c in at.caption)
     flag = next(m for m in at.metric if m.label == "Any gland OMERACT (B-mode) 2 or 3")
     assert flag.value == "open"
+
+
+def test_patients_totals_one_reading_of_a_repeat_round(demo_env):
+    """A rater who graded a patient in a round and again in its repeat has two readings: the
+    page totals the newest by default and one round's when chosen (before, the two mixed)."""
+    with LabelStore(demo_env.db_url) as store:
+        ds = store.list_datasets()[0]
+        images = [i for i in store.list_images(ds.id) if i.patient]
+        patient = images[0].patient
+        glands = [i for i in images if i.patient == patient]
+        store.ensure_rater("newcomer")
+        first = store.create_round("first", ds.id, [i.id for i in glands], ["newcomer"])
+        again = create_repeat_round(store, first, "newcomer", "first (repeat)", actor="admin")
+        for image in glands:
+            store.save_grade(image.id, "newcomer", devita=1, round_id=first.id)
+        store.save_grade(glands[0].id, "newcomer", devita=3, round_id=again.id)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/patients.py").run()
+    at.selectbox(key="pt_patient").select(patient).run()
+    at.selectbox(key="pt_rater").select("newcomer").run()
+    assert not at.exception, at.exception
+
+    def de_vita_total() -> str:
+        return next(m for m in at.metric if m.label == "de Vita total (0-12)").value
+
+    assert de_vita_total() == str(3 + 1 * (len(glands) - 1))  # the newest: mixed readings
+    at.selectbox(key="pt_reading_newcomer").select("round first").run()
+    assert de_vita_total() == str(len(glands))
+    at.selectbox(key="pt_reading_newcomer").select("round first (repeat)").run()
+    assert de_vita_total() == "incomplete"  # one gland re-read so far
 
 
 def test_an_address_with_a_bad_image_number_says_so(demo_env):
