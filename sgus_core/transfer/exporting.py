@@ -123,7 +123,7 @@ def export_dataset(
             "devita": "",
             "omeract": "",
             "doppler": "",
-            "rater": rater,
+            "rater": "",  # named only on rows with her labels
             "spacing_mm": "" if image.spacing_mm is None else repr(image.spacing_mm),
         }
         grade = grades.get(image.id)
@@ -132,6 +132,8 @@ def export_dataset(
             row["omeract"] = "" if grade.omeract is None else str(grade.omeract)
             row["doppler"] = "" if grade.doppler is None else str(grade.doppler)
         version = masks.get(image.id)
+        if grade is not None or version is not None:
+            row["rater"] = rater
         if fmt == "csv":
             row["mask_area_px"] = "" if version is None else str(version.area_px)
             row["mask_version"] = "" if version is None else str(version.id)
