@@ -104,7 +104,7 @@ def totals_row(totals: PatientTotals) -> None:
         )
     m[2].metric("Hocevar total (0-48)", or_dash(totals.hocevar_total))
     m[3].metric(
-        "Any gland OMERACT (B-mode) 2 or 3", OMERACT_FLAG[totals.omeract_positive],
+        "Any gland OMERACT ≥ 2", OMERACT_FLAG[totals.omeract_positive],
         help="OMERACT B-mode grade 2 or 3 in at least one gland (Doppler grades do not count); "
         "open while a gland is ungraded and none so far is.",
     )  # fmt: skip

@@ -266,7 +266,7 @@ def test_patients_says_an_omeract_maximum_is_over_the_glands_graded_so_far(demo_
     assert not at.exception, at.exception
     assert next(m for m in at.metric if m.label == "OMERACT max (0-3)").value == "1"
     assert any("over the 2 of 4 glands graded so far" in c.value for c in at.caption)
-    flag = next(m for m in at.metric if m.label == "Any gland OMERACT (B-mode) 2 or 3")
+    flag = next(m for m in at.metric if m.label == "Any gland OMERACT ≥ 2")
     assert flag.value == "open"
 
 
