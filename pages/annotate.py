@@ -248,7 +248,7 @@ LAST_SAVE_SECONDS = 20.0
 
 
 def remember_last_save(label: str, outcome: SaveOutcome, queue: Queue, newly_done: bool) -> None:
-    """The confirmation shown on top of the page for a while after a save."""
+    """The confirmation shown (:func:`last_save_message`) on the run after a save."""
     saved = []
     if outcome.mask is not None:
         saved.append(f"outline v{outcome.mask.id}")
@@ -268,10 +268,11 @@ def remember_last_save(label: str, outcome: SaveOutcome, queue: Queue, newly_don
 
 
 def last_save_message() -> None:
-    """The last save's confirmation, for :data:`LAST_SAVE_SECONDS` after it."""
-    at, text = st.session_state.get(_LAST_SAVE, (0.0, ""))
+    """The last save's confirmation, once, as a toast over the page (a banner on top pushed
+    the canvas down and narrowed it while it showed); it outlives the reruns that follow."""
+    at, text = st.session_state.pop(_LAST_SAVE, (0.0, ""))
     if text and time.monotonic() - at < LAST_SAVE_SECONDS:
-        st.success(plain(text), icon=":material/check_circle:")
+        st.toast(plain(text), icon=":material/check_circle:", duration="long")
 
 
 def render() -> None:

@@ -138,7 +138,7 @@ def test_a_save_in_a_round_confirms_and_keeps_the_place(demo_env):
     _control(at, "de Vita").set_value(1).run()
     at.button(key="ann_save").click().run()
     assert not at.exception, at.exception
-    (message,) = [s.value for s in at.success if s.value.startswith("Saved ")]
+    (message,) = [t.value for t in at.toast if t.value.startswith("Saved ")]
     assert label in message and "de Vita 1" in message
     assert '3 of 4 to do in the round "r1"' in message
     shown = at.session_state["ann_image_id"]
