@@ -40,8 +40,9 @@ def choose_reading(labels_store: ReaderStore, dataset: Dataset, rater: str) -> i
     """Which of the rater's readings to total, when she is a rater of rounds of the dataset:
     the newest grade of any, those saved outside rounds, or one round's (a repeat round is a
     second reading of the same glands; totals must not mix the two)."""
-    rounds = [r for r in labels_store.list_rounds() if r.dataset_id == dataset.id]
-    rounds = [r for r in rounds if rater in r.raters]
+    rounds = [
+        r for r in labels_store.list_rounds() if r.dataset_id == dataset.id and rater in r.raters
+    ]
     if not rounds:
         return ANY_READING
     choices: dict[str, int | None | str] = {"newest grade of any reading": ANY_READING}

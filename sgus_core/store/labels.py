@@ -21,11 +21,11 @@ from sgus_core.vocabulary import (
 )
 
 _L = TypeVar("_L", MaskVersion, Grade)
-_PG_LOCK_IMAGE_LABELS = 7405205
+_PG_LOCK_IMAGE_LABELS = 7405205  # advisory-lock class: one lock per image (import's saves)
 _GradeValues = tuple[
     int | None, int | None, int | None, tuple[int, ...] | None, str | None, int | None
 ]
-"""(de Vita, OMERACT, Doppler, Hocevar items, comment, confidence) of one save."""  # advisory-lock class: one lock per image (import's saves)
+"""(de Vita, OMERACT, Doppler, Hocevar items, comment, confidence) of one save."""
 
 
 def _mask(row: Any) -> MaskVersion:
@@ -412,9 +412,9 @@ class LabelArea(StoreBase):
         With ``skip_unchanged`` (what an import does) a mask with the same pixels as the rater's
         newest one, and grades equal to her newest, are not saved again (``None`` in their
         place); new grades keep the newest grade's Doppler grade, Hocevar items and comment
-        where they give none. The comparison and the save are one transaction serialised per image (SQLite:
-        the write lock; PostgreSQL: an advisory lock on the image), so several processes
-        importing the same labels at once save them once.
+        where they give none. The comparison and the save are one transaction serialised per
+        image (SQLite: the write lock; PostgreSQL: an advisory lock on the image), so several
+        processes importing the same labels at once save them once.
 
         Raises:
             StoreError: a grade outside its range, or a mask :meth:`save_mask` would refuse.

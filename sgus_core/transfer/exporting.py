@@ -198,11 +198,11 @@ def _export_image(
         shutil.copy2(source, target)
         return f"{_IMAGES}{inner}"
     frame = imaging.read_frames(source)[image.frame_index]
-    target = out_dir / "images" / f"{stem}.png"
+    target = out_dir / _IMAGES / f"{stem}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(target), frame_for_display(frame.pixels, image.meta, image.fov)):
         raise StoreError(f"Cannot write {target}.")
-    return f"images/{stem}.png"
+    return f"{_IMAGES}{stem}.png"
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any]:
